@@ -1,0 +1,122 @@
+"""The model bundle: one versioned prefix per training run.
+
+    <root>/<model_name>/<version>/
+        model/model.joblib        the bare LogisticRegression; KServe's storageUri is model/
+        feature_spec.json         FeatureSpec, applied by the transformer
+        validation_report.json    what training validation found in the data
+        metadata.json             written last: the commit marker, with a sha256 of every file
+
+A bundle without metadata.json is incomplete and is never served or registered. Versions are
+new prefixes, never overwritten, so a reader sees a whole bundle or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from model import storage
+from model.errors import BundleError
+from model.spec import FeatureSpec
+
+FORMAT_VERSION = 1
+MODEL_DIR = "model"
+MODEL_FILE = "model.joblib"
+MODEL_PATH = f"{MODEL_DIR}/{MODEL_FILE}"
+SPEC_FILE = "feature_spec.json"
+REPORT_FILE = "validation_report.json"
+METADATA_FILE = "metadata.json"
+
+
+class BundleMetadata(BaseModel):
+    format_version: int = FORMAT_VERSION
+    model_name: str
+    version: str
+    created_at: str
+    threshold: float
+    threshold_rule: str
+    metrics: dict[str, float]
+    library_versions: dict[str, str]
+    data_fingerprint: str
+    training_rows: int
+    # Training-time distributions that drift checks compare serving traffic with.
+    reference: dict[str, Any]
+    # Relative path -> sha256 of every other file in the bundle.
+    files: dict[str, str]
+
+
+def bundle_uri(root: str, model_name: str, version: str) -> str:
+    return storage.join(root, model_name, version)
+
+
+def storage_uri(bundle: str) -> str:
+    """The directory KServe's storageUri points at: it holds exactly one model file."""
+    return storage.join(bundle, MODEL_DIR)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_bundle(uri: str, files: dict[str, bytes], metadata: BundleMetadata) -> None:
+    """Write the files, then metadata.json with their checksums as the commit marker."""
+    if storage.exists(storage.join(uri, METADATA_FILE)):
+        raise BundleError(f"{uri} already holds a committed bundle; versions are never overwritten")
+    for relative, data in files.items():
+        storage.write_bytes(storage.join(uri, relative), data)
+    committed = metadata.model_copy(update={"files": {p: sha256(d) for p, d in files.items()}})
+    storage.write_bytes(storage.join(uri, METADATA_FILE), committed.model_dump_json(indent=2).encode())
+
+
+def read_metadata(uri: str) -> BundleMetadata:
+    try:
+        raw = storage.read_bytes(storage.join(uri, METADATA_FILE))
+    except Exception as exc:
+        raise BundleError(f"{uri} is not a committed bundle: cannot read {METADATA_FILE} ({exc})") from exc
+    try:
+        return BundleMetadata.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BundleError(f"{uri}/{METADATA_FILE} is invalid: {exc}") from exc
+
+
+def read_verified(uri: str, relative: str, metadata: BundleMetadata) -> bytes:
+    expected = metadata.files.get(relative)
+    if expected is None:
+        raise BundleError(f"{uri}/{METADATA_FILE} lists no checksum for {relative}")
+    try:
+        data = storage.read_bytes(storage.join(uri, relative))
+    except Exception as exc:
+        raise BundleError(f"cannot read {uri}/{relative}: {exc}") from exc
+    if sha256(data) != expected:
+        raise BundleError(f"{uri}/{relative} does not match its checksum in {METADATA_FILE}")
+    return data
+
+
+def verify_bundle(uri: str) -> BundleMetadata:
+    """Read back every file of a committed bundle and check it against metadata.json."""
+    metadata = read_metadata(uri)
+    for relative in metadata.files:
+        read_verified(uri, relative, metadata)
+    return metadata
+
+
+@dataclass(frozen=True, slots=True)
+class ServingBundle:
+    uri: str
+    version: str
+    spec: FeatureSpec
+    threshold: float
+    metadata: BundleMetadata
+
+
+def load_serving_bundle(uri: str) -> ServingBundle:
+    """What the transformer needs from a bundle: the feature spec and the decision threshold."""
+    metadata = read_metadata(uri)
+    try:
+        spec = FeatureSpec.from_json(read_verified(uri, SPEC_FILE, metadata))
+    except ValidationError as exc:
+        raise BundleError(f"{uri}/{SPEC_FILE} is invalid: {exc}") from exc
+    return ServingBundle(uri, metadata.version, spec, metadata.threshold, metadata)

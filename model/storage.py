@@ -1,0 +1,72 @@
+"""Reading and writing bundle files on a local directory or an S3-compatible object store.
+
+S3 settings come from the standard AWS variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...),
+so the same code talks to AWS, MinIO in cluster, or a test server on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+S3_SCHEME = "s3://"
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(S3_SCHEME)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix(S3_SCHEME).partition("/")
+    if not bucket:
+        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
+    return bucket, key
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *parts])
+
+
+@cache
+def s3_client() -> S3Client:
+    # Custom endpoints (MinIO, test servers) rarely resolve bucket subdomains: use path style.
+    style = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
+    config = Config(s3={"addressing_style": style}, retries={"max_attempts": 3, "mode": "standard"})
+    return boto3.client("s3", config=config)
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Path(uri).read_bytes()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write one object. Readers see either nothing or the whole object."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, path)
+
+
+def exists(uri: str) -> bool:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        response = s3_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        return bool(response.get("KeyCount"))
+    return Path(uri).exists()
