@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Ensures a Docker engine is running: installs Debian's docker.io if dockerd is missing and starts
+# dockerd in the background (data under $CHURN_CACHE/docker) if `docker info` fails. Idempotent.
+# Needs root. Only Debian's apt mirror is contacted; the daemon is never asked to pull anything.
+set -euo pipefail
+CHURN_CACHE="${CHURN_CACHE:-$HOME/.cache/churn-serving}"
+DOCKER_DATA_ROOT="${DOCKER_DATA_ROOT:-$CHURN_CACHE/docker}"
+DOCKER_LOG="${DOCKER_LOG:-$CHURN_CACHE/dockerd.log}"
+DOCKER_READY_TIMEOUT_SECONDS="${DOCKER_READY_TIMEOUT_SECONDS:-60}"
+
+log() { printf 'docker.sh: %s\n' "$*" >&2; }
+
+docker_ready() { docker info >/dev/null 2>&1; }
+
+install_engine() {
+	log "dockerd not found: installing docker.io from Debian"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# iptables: dockerd's bridge networking; containerd/runc: the runtime dockerd drives.
+	apt-get install -y -q --no-install-recommends docker.io containerd runc iptables ca-certificates
+}
+
+start_daemon() {
+	mkdir -p "$DOCKER_DATA_ROOT" "$(dirname "$DOCKER_LOG")"
+	# A pid file left by a daemon that died makes the next dockerd refuse to start.
+	if [[ -f /var/run/docker.pid ]] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+		rm -f /var/run/docker.pid
+	fi
+	if pgrep -x dockerd >/dev/null; then
+		log "dockerd is already starting; waiting for it"
+		return
+	fi
+	log "starting dockerd (data root $DOCKER_DATA_ROOT, log $DOCKER_LOG)"
+	# setsid: the daemon outlives the shell that started it (CI step, make recipe).
+	setsid dockerd --data-root "$DOCKER_DATA_ROOT" >>"$DOCKER_LOG" 2>&1 </dev/null &
+}
+
+wait_ready() {
+	local deadline=$((SECONDS + DOCKER_READY_TIMEOUT_SECONDS))
+	until docker_ready; do
+		if ((SECONDS >= deadline)); then
+			log "dockerd not ready after ${DOCKER_READY_TIMEOUT_SECONDS}s; last log lines:"
+			tail -n 30 "$DOCKER_LOG" >&2 || true
+			exit 1
+		fi
+		sleep 1
+	done
+}
+
+if docker_ready; then
+	exit 0
+fi
+command -v dockerd >/dev/null || install_engine
+start_daemon
+wait_ready
+log "ready: $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}')"
