@@ -68,14 +68,18 @@ def write_bundle(uri: str, files: dict[str, bytes], metadata: BundleMetadata) ->
     for relative, data in files.items():
         storage.write_bytes(storage.join(uri, relative), data)
     committed = metadata.model_copy(update={"files": {p: sha256(d) for p, d in files.items()}})
-    storage.write_bytes(storage.join(uri, METADATA_FILE), committed.model_dump_json(indent=2).encode())
+    storage.write_bytes(
+        storage.join(uri, METADATA_FILE), committed.model_dump_json(indent=2).encode()
+    )
 
 
 def read_metadata(uri: str) -> BundleMetadata:
     try:
         raw = storage.read_bytes(storage.join(uri, METADATA_FILE))
     except Exception as exc:
-        raise BundleError(f"{uri} is not a committed bundle: cannot read {METADATA_FILE} ({exc})") from exc
+        raise BundleError(
+            f"{uri} is not a committed bundle: cannot read {METADATA_FILE} ({exc})"
+        ) from exc
     try:
         return BundleMetadata.model_validate_json(raw)
     except ValidationError as exc:

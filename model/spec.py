@@ -38,7 +38,9 @@ def normalize_category(value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
-def category_codes(values: npt.NDArray[np.str_ | np.object_], vocabulary: tuple[str, ...]) -> IntArray:
+def category_codes(
+    values: npt.NDArray[np.str_ | np.object_], vocabulary: tuple[str, ...]
+) -> IntArray:
     """Vocabulary index per value; UNKNOWN or MISSING (blank) otherwise.
 
     Exact spellings are matched with vectorized comparisons; only the rare leftovers
@@ -130,24 +132,35 @@ class _Errors:
             self.examples.append(error)
 
 
+def _layout(
+    numeric: tuple[NumericSpec, ...], categorical: tuple[CategoricalSpec, ...]
+) -> tuple[str, ...]:
+    return (
+        *(n.name for n in numeric),
+        *(f"{c.name}={v}" for c in categorical for v in c.vocabulary),
+    )
+
+
 class FeatureSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1] = 1
     numeric: tuple[NumericSpec, ...]
     categorical: tuple[CategoricalSpec, ...]
     feature_names: tuple[str, ...]
 
     @model_validator(mode="after")
     def _feature_names_match_layout(self) -> FeatureSpec:
-        if self.feature_names != self.expected_feature_names():
+        if self.feature_names != _layout(self.numeric, self.categorical):
             raise ValueError("feature_names do not match the numeric/categorical layout")
         return self
 
-    def expected_feature_names(self) -> tuple[str, ...]:
-        return (
-            *(n.name for n in self.numeric),
-            *(f"{c.name}={v}" for c in self.categorical for v in c.vocabulary),
+    @classmethod
+    def build(
+        cls, numeric: tuple[NumericSpec, ...], categorical: tuple[CategoricalSpec, ...]
+    ) -> FeatureSpec:
+        return cls(
+            numeric=numeric, categorical=categorical, feature_names=_layout(numeric, categorical)
         )
 
     @cached_property
@@ -238,7 +251,9 @@ class FeatureSpec(BaseModel):
             if spec.unknown == "reject":
                 expected = ", ".join(repr(v) for v in spec.vocabulary)
                 errors.add_rows(
-                    spec.name, np.flatnonzero(unknown), f"unknown category; expected one of {expected}"
+                    spec.name,
+                    np.flatnonzero(unknown),
+                    f"unknown category; expected one of {expected}",
                 )
             else:
                 result.applied[(spec.name, "unknown_zero")] = int(unknown.sum())

@@ -10,13 +10,13 @@ import os
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    from types_boto3_s3 import S3Client
 
 S3_SCHEME = "s3://"
 
@@ -39,7 +39,7 @@ def join(uri: str, *parts: str) -> str:
 @cache
 def s3_client() -> S3Client:
     # Custom endpoints (MinIO, test servers) rarely resolve bucket subdomains: use path style.
-    style = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
+    style: Literal["path", "auto"] = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
     config = Config(s3={"addressing_style": style}, retries={"max_attempts": 3, "mode": "standard"})
     return boto3.client("s3", config=config)
 
@@ -47,7 +47,8 @@ def s3_client() -> S3Client:
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        body: bytes = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
     return Path(uri).read_bytes()
 
 

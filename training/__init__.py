@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Training: customer CSV -> validated data -> logistic regression -> versioned bundle -> MLflow."""
