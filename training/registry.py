@@ -50,6 +50,17 @@ def _client(settings: TrainingSettings) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+def _experiment_id(client: MlflowClient, settings: TrainingSettings) -> str:
+    existing = client.get_experiment_by_name(settings.experiment)
+    if existing is not None:
+        return str(existing.experiment_id)
+    # Without a server, MLflow would put artifacts in ./mlruns of whatever the working directory is.
+    location = None
+    if tracking_uri(settings).startswith("sqlite:///") and not storage.is_s3(settings.output):
+        location = (Path(settings.output) / "mlartifacts").resolve().as_uri()
+    return str(client.create_experiment(settings.experiment, artifact_location=location))
+
+
 @dataclass(frozen=True)
 class Registered:
     run_id: str
@@ -60,6 +71,7 @@ def log_and_register(
     settings: TrainingSettings,
     *,
     estimator: Any,
+    requirements: list[str],
     params: dict[str, Any],
     metrics: dict[str, float],
     artifacts: dict[str, bytes],
@@ -73,17 +85,25 @@ def log_and_register(
     registry and its aliases are as they were.
     """
     client = _client(settings)
-    experiment = mlflow.set_experiment(settings.experiment)
-    log.info("logging run to MLflow at %s (experiment %s)", tracking_uri(settings), experiment.name)
+    experiment_id = _experiment_id(client, settings)
+    log.info(
+        "logging run to MLflow at %s (experiment %s)", tracking_uri(settings), settings.experiment
+    )
     version = None
-    with mlflow.start_run(run_name=bundle_version) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=bundle_version) as run:
         try:
             mlflow.log_params(params)
             mlflow.log_metrics(metrics)
             for name, data in artifacts.items():
                 mlflow.log_text(data.decode(), name)
             mlflow.set_tags({TAG_BUNDLE_URI: bundle_uri, TAG_STORAGE_URI: storage_uri})
-            info = mlflow.sklearn.log_model(estimator, name="model", serialization_format="pickle")
+            info = mlflow.sklearn.log_model(
+                estimator,
+                name="model",
+                serialization_format="pickle",
+                # Given, not inferred: inference imports and traces the model, ~10 s per run.
+                pip_requirements=requirements,
+            )
             tags = {
                 TAG_BUNDLE_URI: bundle_uri,
                 TAG_STORAGE_URI: storage_uri,

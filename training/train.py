@@ -27,7 +27,7 @@ from training.validation import DataError, ValidationReport, read_csv, validate
 
 log = logging.getLogger(__name__)
 
-LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib", "mlflow")
+LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "mlflow")
 
 
 def load_and_validate(settings: TrainingSettings) -> tuple[pd.DataFrame, ValidationReport, str]:
@@ -104,6 +104,9 @@ def train(settings: TrainingSettings) -> dict[str, Any]:
     registered = registry.log_and_register(
         settings,
         estimator=classifier,
+        requirements=[
+            f"{lib}=={metadata.library_versions[lib]}" for lib in ("scikit-learn", "numpy", "scipy")
+        ],
         params={
             "C": result.best_c,
             "cv_folds": settings.cv_folds,
