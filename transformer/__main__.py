@@ -1,0 +1,127 @@
+"""``python -m transformer``: the churn transformer on kserve's ModelServer.
+
+KServe's controller passes --model_name, --predictor_host and --http_port; pass
+--predictor_protocol v2 yourself (the controller does not). Everything else comes from
+CHURN_TRANSFORMER_* variables (transformer/settings.py).
+
+One process, one uvicorn worker: with --workers > 1 kserve forks workers whose Prometheus
+counters are separate, so /metrics would show whichever worker answered the scrape. Scale
+with replicas (HPA) instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+
+from kserve import ModelServer
+from kserve import logging as kserve_logging
+from kserve import model_server as kserve_model_server
+from kserve.predictor_config import PredictorConfig
+from pydantic import ValidationError
+
+from model.errors import BundleError
+from transformer.auth import TokenFileError, TokenStore
+from transformer.metrics import Metrics
+from transformer.model import ChurnTransformer
+from transformer.predictor import PredictorClient
+from transformer.server import install
+from transformer.settings import TransformerSettings
+
+AUDIT_LOGGER = "churn.audit"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer",
+        description="Churn transformer: bearer tokens, validation and feature preprocessing in "
+        "front of a v2 sklearn predictor.",
+        parents=[kserve_model_server.parser],
+    )
+    args = parser.parse_args(argv)
+    if args.workers != 1:
+        parser.error("--workers must be 1: metrics would split across workers; scale replicas")
+    if args.predictor_protocol != "v2":
+        parser.error("--predictor_protocol v2 is required (the predictor speaks v2 REST)")
+    if not args.predictor_host:
+        parser.error("--predictor_host is required (host:port of the v2 predictor)")
+    return args
+
+
+def audit_logger() -> logging.Logger:
+    """One JSON line per request on stdout, whatever kserve does with its own loggers."""
+    logger = logging.getLogger(AUDIT_LOGGER)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    if args.configure_logging:
+        kserve_logging.configure_logging(args.log_config_file)
+    ours = logging.getLogger("transformer")
+    ours.handlers = list(kserve_logging.logger.handlers)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+    # kserve's timing middleware logs two lines per request at INFO; the audit line replaces them.
+    kserve_logging.trace_logger.setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args)
+    try:
+        settings = TransformerSettings()
+    except ValidationError as exc:
+        print(f"invalid CHURN_TRANSFORMER_* settings:\n{exc}", file=sys.stderr)
+        return 2
+    scheme = "https" if args.predictor_use_ssl else "http"
+    predictor = PredictorClient(
+        f"{scheme}://{args.predictor_host}",
+        args.model_name,
+        settings.predictor_timeout_seconds,
+        settings.predictor_encoding,
+    )
+    metrics = Metrics()
+    model = ChurnTransformer(
+        args.model_name, settings.bundle_uri, predictor, metrics, settings.max_batch_rows
+    )
+    try:
+        tokens = TokenStore(settings.tokens_file)
+        model.load()
+    except (TokenFileError, BundleError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    install(
+        kserve_model_server.app,
+        model=model,
+        settings=settings,
+        tokens=tokens,
+        metrics=metrics,
+        audit=audit_logger(),
+    )
+    server = ModelServer(
+        http_port=args.http_port,
+        workers=1,
+        # gRPC would bypass the bearer-token middleware: the transformer serves REST only.
+        enable_grpc=False,
+        # The audit line already carries per-request latency.
+        enable_latency_logging=False,
+        predictor_config=PredictorConfig(
+            predictor_host=args.predictor_host,
+            predictor_protocol=args.predictor_protocol,
+            predictor_use_ssl=args.predictor_use_ssl,
+            predictor_request_timeout_seconds=math.ceil(settings.predictor_timeout_seconds),
+        ),
+    )
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

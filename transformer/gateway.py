@@ -1,0 +1,219 @@
+"""ASGI middleware in front of every non-health route: request id, bearer token, rate limit,
+body size, then request metrics and one audit line per request.
+
+It runs before FastAPI parses anything: a refused request costs a header lookup, not a JSON
+parse. The body is read here (up to the limit) and replayed to the route.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+from transformer.auth import AuthFailure, TokenStore
+from transformer.errors import Problem, Reason, RequestRejected
+from transformer.metrics import Metrics
+from transformer.ratelimit import RateLimiter
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID_HEADER = "x-request-id"
+# Caller-supplied ids are logged, so only a safe, bounded alphabet is taken over.
+_REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+_OUTCOMES = {
+    200: "ok",
+    401: "unauthorized",
+    404: "not_found",
+    405: "not_found",
+    413: "too_large",
+    429: "rate_limited",
+    502: "predictor_error",
+    503: "unavailable",
+}
+
+
+def outcome_for(status: int) -> str:
+    if status in _OUTCOMES:
+        return _OUTCOMES[status]
+    return "invalid" if 400 <= status < 500 else "error"
+
+
+def request_id_from(header: str | None) -> str:
+    if header is not None and _REQUEST_ID_PATTERN.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+async def send_json(
+    send: Send, status: int, document: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    body = orjson.dumps(document)
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gateway:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: TokenStore,
+        limiter: RateLimiter,
+        max_body_bytes: int,
+        open_paths: frozenset[str],
+        metrics: Metrics,
+        audit: logging.Logger,
+        model_version: Callable[[], str],
+    ) -> None:
+        self.app = app
+        self._tokens = tokens
+        self._limiter = limiter
+        self._max_body_bytes = max_body_bytes
+        self._open_paths = open_paths
+        self._metrics = metrics
+        self._audit = audit
+        self._model_version = model_version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._open_paths:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = HTTPStatus.INTERNAL_SERVER_ERROR.value  # if the route raises before answering
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            body = await self._admit(state, headers, receive, send_with_request_id)
+            if body is not None:
+                await self.app(scope, _replay(body, receive), send_with_request_id)
+        finally:
+            self._record(scope, request_id, status, started, state)
+
+    async def _refuse_unauthenticated(self, send: Send, failure: AuthFailure) -> None:
+        self._metrics.auth_failures.labels(failure.value).inc()
+        challenge = 'Bearer realm="churn"'
+        if failure is not AuthFailure.MISSING:
+            challenge += ', error="invalid_token"'
+        message = {
+            AuthFailure.MISSING: "missing bearer token: send 'Authorization: Bearer <token>'",
+            AuthFailure.MALFORMED: "malformed Authorization header: expected 'Bearer <token>'",
+            AuthFailure.INVALID: "invalid bearer token",
+        }[failure]
+        await send_json(send, 401, {"error": message}, {"www-authenticate": challenge})
+
+    async def _admit(
+        self, state: dict[str, Any], headers: dict[str, str], receive: Receive, send: Send
+    ) -> bytes | None:
+        """Token, rate limit, then body size: the body if admitted, else None (answered)."""
+        auth = self._tokens.authenticate(headers.get("authorization"))
+        if auth.failure is not None or auth.token_name is None:
+            await self._refuse_unauthenticated(send, auth.failure or AuthFailure.INVALID)
+            return None
+        token_name = state["token_name"] = auth.token_name
+        wait = self._limiter.acquire(token_name)
+        if wait > 0:
+            self._metrics.rate_limited.labels(token_name).inc()
+            retry_after = RateLimiter.retry_after_header(wait)
+            message = f"rate limit exceeded for token {token_name!r}; retry in {retry_after} s"
+            await send_json(send, 429, {"error": message}, {"retry-after": retry_after})
+            return None
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body_bytes:
+            await self._refuse_too_large(send, f"a body of {declared} bytes")
+            return None
+        body = await self._read_body(receive)
+        if body is None:
+            await self._refuse_too_large(send, "the body")
+        return body
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None once it grows past the limit (chunked uploads)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _refuse_too_large(self, send: Send, what: str) -> None:
+        self._metrics.validation_failures.labels(Reason.BODY_TOO_LARGE.value).inc()
+        reason = f"{what} exceeds the limit of {self._max_body_bytes} bytes; send smaller batches"
+        rejected = RequestRejected(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "request body too large",
+            [Problem(None, None, reason, Reason.BODY_TOO_LARGE)],
+        )
+        await send_json(send, rejected.status, rejected.to_json())
+
+    def _record(
+        self, scope: Scope, request_id: str, status: int, started: float, state: dict[str, Any]
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        outcome = outcome_for(status)
+        self._metrics.requests.labels(outcome, str(status)).inc()
+        self._metrics.request_seconds.labels(outcome).observe(elapsed)
+        # Identifiers and counts only: never a token, a header value or a request value.
+        line = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "event": "request",
+            "request_id": request_id,
+            "token_name": state.get("token_name"),
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "outcome": outcome,
+            "rows": state.get("rows"),
+            "latency_ms": round(elapsed * 1000, 3),
+            "model_version": self._model_version(),
+        }
+        self._audit.info(orjson.dumps(line).decode())
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the already-read body to the route, then defer to the server (disconnects)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -1,0 +1,144 @@
+"""The churn transformer as a kserve.Model: preprocess -> predict (remote v2 call) -> postprocess.
+
+kserve.Model.__call__ runs the three stages and records kserve's own stage histograms. The
+payload passed between stages is a small dataclass holding numpy arrays, not kserve's
+InferRequest: the hot path never round-trips tensors through Python lists or pydantic.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kserve
+import numpy as np
+import numpy.typing as npt
+from kserve.errors import InvalidInput
+
+from model.bundle import ServingBundle, load_serving_bundle
+from model.errors import ValidationFailed
+from transformer.codec import DecodedRequest, RequestDecoder
+from transformer.errors import RequestRejected, problem_from_field_error
+from transformer.metrics import Metrics
+from transformer.predictor import PredictorClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    request: DecodedRequest
+    request_id: str
+    matrix: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    request: DecodedRequest
+    probabilities: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnAnswer:
+    request: DecodedRequest
+    probabilities: npt.NDArray[np.float64]
+    churn: npt.NDArray[np.bool_]
+
+
+class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no type hints
+    def __init__(
+        self,
+        name: str,
+        bundle_uri: str,
+        predictor: PredictorClient,
+        metrics: Metrics,
+        max_batch_rows: int,
+    ) -> None:
+        super().__init__(name)
+        self.bundle_uri = bundle_uri
+        self.predictor = predictor
+        self.metrics = metrics
+        self.max_batch_rows = max_batch_rows
+        self._bundle: ServingBundle | None = None
+        self._decoder: RequestDecoder | None = None
+
+    def load(self) -> bool:
+        bundle = load_serving_bundle(self.bundle_uri)
+        self._decoder = RequestDecoder(
+            numeric=[n.name for n in bundle.spec.numeric],
+            categorical=[c.name for c in bundle.spec.categorical],
+            max_rows=self.max_batch_rows,
+        )
+        self._bundle = bundle
+        self.metrics.model_info.labels(self.name, bundle.version, f"{bundle.threshold:g}").set(1)
+        logger.info(
+            "loaded bundle %s: version %s, %d model features, threshold %g",
+            bundle.uri,
+            bundle.version,
+            len(bundle.spec.feature_names),
+            bundle.threshold,
+        )
+        self.ready = True
+        return True
+
+    @property
+    def bundle(self) -> ServingBundle:
+        if self._bundle is None:
+            raise RuntimeError("load() has not been called")
+        return self._bundle
+
+    @property
+    def decoder(self) -> RequestDecoder:
+        if self._decoder is None:
+            raise RuntimeError("load() has not been called")
+        return self._decoder
+
+    def validate(self, payload: Any) -> Any:
+        # kserve's default checks dict/InferRequest payloads; ours is a PreparedBatch.
+        return payload
+
+    def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> PreparedBatch:
+        if not isinstance(payload, DecodedRequest):
+            # Only reachable through kserve's generic routes (v1, versioned v2).
+            raise InvalidInput(f"send v2 requests to POST /v2/models/{self.name}/infer")
+        with self.metrics.stage_seconds.labels("preprocess").time():
+            try:
+                transformed = self.bundle.spec.transform(payload.columns)
+            except ValidationFailed as exc:
+                raise RequestRejected(
+                    400,
+                    "invalid values",
+                    [problem_from_field_error(e) for e in exc.errors],
+                    exc.total,
+                ) from None
+        for (feature, policy), count in transformed.applied.items():
+            self.metrics.policy_applied.labels(feature, policy).inc(count)
+        request_id = (headers or {}).get("x-request-id", "")
+        return PreparedBatch(payload, request_id, transformed.matrix)
+
+    async def predict(
+        self,
+        payload: PreparedBatch,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> ScoredBatch:
+        with self.metrics.stage_seconds.labels("predict").time():
+            probabilities = await self.predictor.predict_proba(payload.matrix, payload.request_id)
+        return ScoredBatch(payload.request, probabilities)
+
+    def postprocess(
+        self,
+        result: ScoredBatch,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> ChurnAnswer:
+        with self.metrics.stage_seconds.labels("postprocess").time():
+            bundle = self.bundle
+            churn = result.probabilities >= bundle.threshold
+            churned = int(np.count_nonzero(churn))
+            self.metrics.predictions.labels(bundle.version, "churn").inc(churned)
+            self.metrics.predictions.labels(bundle.version, "no_churn").inc(churn.size - churned)
+            self.metrics.churn_probability.observe_batch(result.probabilities, (bundle.version,))
+            self.metrics.batch_rows.observe(churn.size)
+        return ChurnAnswer(result.request, result.probabilities, churn)

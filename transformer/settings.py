@@ -1,0 +1,45 @@
+"""All transformer configuration, read from CHURN_TRANSFORMER_<FIELD> environment variables.
+
+KServe's own flags (--model_name, --predictor_host, --predictor_protocol, --http_port) are
+parsed by kserve's argument parser; everything specific to this transformer lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PredictorEncoding = Literal["json", "binary"]
+
+
+class TransformerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHURN_TRANSFORMER_", extra="forbid")
+
+    bundle_uri: str = Field(
+        description="Model bundle version directory (parent of model/): a local path or s3://…",
+    )
+    tokens_file: Path = Field(
+        Path("/etc/churn/tokens/tokens.json"),
+        description='JSON {"token name": "token", ...} mounted from a Secret; reloaded on change.',
+    )
+    rate_limit_per_second: float = Field(
+        50.0, gt=0, description="Sustained requests per second allowed for each token."
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests a token may send at once before the rate applies."
+    )
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Larger request bodies get 413 before parsing."
+    )
+    max_batch_rows: int = Field(50_000, ge=1, description="Larger batches get 413.")
+    predictor_timeout_seconds: float = Field(
+        10.0, gt=0, description="Per call to the predictor; exceeding it answers 503."
+    )
+    predictor_encoding: PredictorEncoding = Field(
+        "json",
+        description="How the FP64 matrix travels to the predictor: plain v2 JSON, or the v2 "
+        "binary tensor extension (kserve-sklearnserver only; MLServer's REST API lacks it).",
+    )
