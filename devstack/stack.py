@@ -1,0 +1,286 @@
+"""The local serving stack as context managers: a real MLServer v2 predictor and the transformer.
+
+    with serving_stack(bundle_dir, work_dir) as stack:
+        httpx.post(stack.infer_url, headers=stack.auth_header(), json=...)
+
+Everything binds or talks to 127.0.0.1 only (kserve's ModelServer itself listens on all
+interfaces: its uvicorn host is fixed to 0.0.0.0 in kserve 0.21). Integration tests and
+benchmarks use the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.processes import (
+    ManagedProcess,
+    Progress,
+    StackError,
+    free_port,
+    start_process,
+    wait_until_ok,
+)
+from model.bundle import MODEL_PATH
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_NAME = "churn"
+READY_TIMEOUT_SECONDS = 180.0
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    url: str
+    process: ManagedProcess
+
+
+@dataclass(frozen=True)
+class Stack:
+    predictor: Service
+    transformer: Service
+    tokens: dict[str, str]
+    tokens_file: Path
+    bundle_dir: Path
+    model_name: str = MODEL_NAME
+    work_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def infer_url(self) -> str:
+        return f"{self.transformer.url}/v2/models/{self.model_name}/infer"
+
+    def auth_header(self, token_name: str | None = None) -> dict[str, str]:
+        name = token_name or next(iter(self.tokens))
+        return {"authorization": f"Bearer {self.tokens[name]}"}
+
+
+def mlserver_executable() -> Path:
+    executable = Path(
+        os.environ.get("CHURN_MLSERVER_BIN", REPO_ROOT / ".venv-mlserver/bin/mlserver")
+    )
+    if not executable.exists():
+        raise StackError(f"MLServer not found at {executable}: run `make venv` first")
+    return executable
+
+
+def write_tokens(path: Path, tokens: Mapping[str, str]) -> None:
+    """Replace the tokens file atomically, as a Secret volume update does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    staging.write_text(json.dumps(dict(tokens)))
+    staging.chmod(0o600)
+    staging.replace(path)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@contextmanager
+def mlserver(
+    bundle_dir: Path,
+    work_dir: Path,
+    *,
+    model_name: str = MODEL_NAME,
+    progress: Progress = _quiet,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> Iterator[Service]:
+    """MLServer + mlserver-sklearn serving the bundle's model.joblib with predict_proba."""
+    models_dir = work_dir / "mlserver-models"
+    settings_dir = models_dir / model_name
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    (settings_dir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": model_name,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {
+                    "uri": str((bundle_dir / MODEL_PATH).resolve()),
+                    "extra": {"predict_fn": "predict_proba"},
+                },
+            },
+            indent=2,
+        )
+    )
+    port = free_port()
+    env = {
+        "MLSERVER_HOST": "127.0.0.1",
+        "MLSERVER_HTTP_PORT": str(port),
+        "MLSERVER_GRPC_PORT": str(free_port()),
+        "MLSERVER_METRICS_PORT": str(free_port()),
+        # In-process inference: MLServer's worker pool dies with uvloop >= 0.22.
+        "MLSERVER_PARALLEL_WORKERS": "0",
+        # MLServer writes these into its working directory unless told otherwise.
+        "MLSERVER_METRICS_DIR": str(work_dir / "mlserver-metrics"),
+        "MLSERVER_ENVIRONMENTS_DIR": str(work_dir / "mlserver-envs"),
+        "MLSERVER_DEBUG": "false",
+    }
+    progress(f"starting MLServer (mlserver-sklearn) on 127.0.0.1:{port}")
+    process = start_process(
+        "MLServer",
+        [str(mlserver_executable()), "start", str(models_dir)],
+        log_path=work_dir / "logs/mlserver.log",
+        cwd=work_dir,
+        env=env,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ok(process, f"{url}/v2/models/{model_name}/ready", timeout, progress)
+        yield Service("MLServer", url, process)
+    finally:
+        process.stop()
+
+
+@contextmanager
+def transformer(
+    bundle_uri: str,
+    predictor_host: str,
+    work_dir: Path,
+    tokens_file: Path,
+    *,
+    model_name: str = MODEL_NAME,
+    port: int = 0,
+    env: Mapping[str, str] | None = None,
+    wait_for: str = "/v2/health/ready",
+    progress: Progress = _quiet,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> Iterator[Service]:
+    """``python -m transformer`` in front of ``predictor_host`` (host:port).
+
+    ``wait_for`` is the path that must answer 200 before this yields: the readiness path by
+    default, "/v2/health/live" to start it in front of a predictor that is down.
+    """
+    port = port or free_port()
+    settings = {
+        "CHURN_TRANSFORMER_BUNDLE_URI": bundle_uri,
+        "CHURN_TRANSFORMER_TOKENS_FILE": str(tokens_file),
+        "PYTHONPATH": str(REPO_ROOT),
+        **(env or {}),
+    }
+    progress(f"starting the transformer on port {port}, predictor {predictor_host}")
+    process = start_process(
+        "transformer",
+        [
+            sys.executable,
+            "-m",
+            "transformer",
+            "--model_name",
+            model_name,
+            "--predictor_host",
+            predictor_host,
+            "--predictor_protocol",
+            "v2",
+            "--http_port",
+            str(port),
+        ],
+        log_path=work_dir / "logs/transformer.log",
+        cwd=work_dir,
+        env=settings,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ok(process, url + wait_for, timeout, progress)
+        yield Service("transformer", url, process)
+    finally:
+        process.stop()
+
+
+@contextmanager
+def serving_stack(
+    bundle_dir: Path,
+    work_dir: Path,
+    *,
+    tokens: Mapping[str, str] | None = None,
+    transformer_port: int = 0,
+    transformer_env: Mapping[str, str] | None = None,
+    model_name: str = MODEL_NAME,
+    progress: Progress = _quiet,
+) -> Iterator[Stack]:
+    """MLServer, then the transformer in front of it; stopped in reverse order."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tokens = dict(tokens or {"demo": new_token()})
+    tokens_file = work_dir / "secrets/tokens.json"
+    write_tokens(tokens_file, tokens)
+    with ExitStack() as stack:
+        predictor = stack.enter_context(
+            mlserver(bundle_dir, work_dir, model_name=model_name, progress=progress)
+        )
+        front = stack.enter_context(
+            transformer(
+                str(bundle_dir),
+                predictor.url.removeprefix("http://"),
+                work_dir,
+                tokens_file,
+                model_name=model_name,
+                port=transformer_port,
+                env=transformer_env,
+                progress=progress,
+            )
+        )
+        yield Stack(predictor, front, tokens, tokens_file, bundle_dir, model_name, work_dir)
+
+
+def train_bundle(
+    work_dir: Path, *, rows: int = 2000, seed: int = 42, progress: Progress = _quiet
+) -> Path:
+    """Synthetic data -> ``python -m training train`` -> the committed bundle directory."""
+    data = work_dir / "data/customers.csv"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        # A local MLflow store beside the bundles, never a server from the environment.
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work_dir / 'mlflow.db'}",
+    }
+    progress(f"generating {rows} synthetic customers")
+    _run_training(
+        ["generate", "--rows", str(rows), "--seed", str(seed), "--output", str(data)], env, progress
+    )
+    progress("training (validate, cross-validate, fit, write the bundle, register in MLflow)")
+    summary = _run_training(
+        ["train", "--data", str(data), "--output", str(work_dir / "bundles")], env, progress
+    )
+    progress(
+        f"trained version {summary['version']}: test ROC AUC {summary['test_roc_auc']:.3f}, "
+        f"threshold {summary['threshold']:.3f}"
+    )
+    return Path(str(summary["bundle_uri"]))
+
+
+def _run_training(
+    arguments: list[str], env: Mapping[str, str], progress: Progress
+) -> dict[str, Any]:
+    """Run one training command, relaying its log lines as progress; its JSON result."""
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "training", *arguments],
+        env=dict(env),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if process.stderr is None or process.stdout is None:  # never: both are PIPEs
+        raise StackError("training output pipes missing")
+    tail: list[str] = []
+    for line in process.stderr:
+        tail = [*tail[-40:], line.rstrip()]
+        if " INFO " in line:
+            progress("  " + line.rstrip().split(" INFO ", 1)[1])
+    output = process.stdout.read()
+    if process.wait() != 0:
+        raise StackError(
+            f"python -m training {arguments[0]} failed ({process.returncode}):\n" + "\n".join(tail)
+        )
+    result: dict[str, Any] = json.loads(output)
+    return result
