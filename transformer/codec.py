@@ -110,7 +110,7 @@ class RequestDecoder:
             )
 
         problems = _Problems()
-        tensors = self._index_tensors(inputs, problems)
+        tensors, given = self._index_tensors(inputs, problems)
         rows = self._batch_rows(tensors, problems)
         if rows > self._max_rows:
             raise RequestRejected(
@@ -122,7 +122,8 @@ class RequestDecoder:
         columns: dict[str, Column] = {}
         for name in self._features:
             if name not in tensors:
-                problems.add(name, None, "required input is missing", Reason.MISSING_INPUT)
+                if name not in given:  # a malformed tensor was reported already
+                    problems.add(name, None, "required input is missing", Reason.MISSING_INPUT)
                 continue
             datatype, data = tensors[name]
             column = (
@@ -172,10 +173,10 @@ class RequestDecoder:
 
     def _index_tensors(
         self, inputs: list[Any], problems: _Problems
-    ) -> dict[str, tuple[str, list[Any]]]:
-        """Name -> (datatype, data) for well-formed tensors; problems for the rest."""
+    ) -> tuple[dict[str, tuple[str, list[Any]]], set[str]]:
+        """Name -> (datatype, data) for well-formed tensors, and every name given."""
         tensors: dict[str, tuple[str, list[Any]]] = {}
-        shapes: dict[str, int] = {}
+        given: set[str] = set()
         for position, tensor in enumerate(inputs):
             if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
                 problems.add(
@@ -186,9 +187,10 @@ class RequestDecoder:
                 )
                 continue
             name: str = tensor["name"]
-            if name in tensors or name in shapes:
+            if name in given:
                 problems.add(name, None, "input given more than once", Reason.INVALID_REQUEST)
                 continue
+            given.add(name)
             if name != CUSTOMER_ID_INPUT and name not in self._numeric | self._categorical:
                 problems.add(
                     name,
@@ -227,9 +229,8 @@ class RequestDecoder:
                     Reason.WRONG_SHAPE,
                 )
                 continue
-            shapes[name] = shape[0]
             tensors[name] = (datatype, data)
-        return tensors
+        return tensors, given
 
     @staticmethod
     def _batch_rows(tensors: Mapping[str, tuple[str, list[Any]]], problems: _Problems) -> int:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 PREFIX = "churn_transformer"
 LATENCY_BUCKETS = (
@@ -66,7 +67,10 @@ class BatchHistogram(Collector):
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._label_names)
         for labels, (counts, total) in self._series.items():
             cumulative = np.cumsum(counts)
-            buckets = [(f"{b:g}", float(c)) for b, c in zip(self._bounds, cumulative, strict=False)]
+            buckets = [
+                (floatToGoString(b), float(c))  # type: ignore[no-untyped-call]
+                for b, c in zip(self._bounds, cumulative, strict=False)
+            ]
             buckets.append(("+Inf", float(cumulative[-1])))
             family.add_metric(list(labels), buckets, total[0])
         yield family

@@ -1,0 +1,60 @@
+"""A feature spec fitted by hand from the schema, and v2 requests built from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from model.schema import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, NumericFeature
+from model.spec import CategoricalSpec, FeatureSpec, NumericSpec
+from transformer.codec import RequestDecoder
+
+
+def make_spec() -> FeatureSpec:
+    numeric = tuple(
+        NumericSpec(
+            name=f.name,
+            minimum=f.minimum,
+            maximum=f.maximum,
+            integer=f.integer,
+            missing=f.missing,
+            impute_value=0.0 if f.missing == "impute" else None,
+            mean=1.0,
+            scale=2.0,
+        )
+        for f in NUMERIC_FEATURES
+    )
+    categorical = tuple(
+        CategoricalSpec(name=f.name, vocabulary=f.values, unknown="reject")
+        for f in CATEGORICAL_FEATURES
+    )
+    return FeatureSpec.build(numeric, categorical)
+
+
+def v2_inputs(rows: int = 2) -> list[dict[str, Any]]:
+    """One valid tensor per feature: INT64/FP64 for numbers, BYTES for categories."""
+    inputs = []
+    for feature in FEATURES:
+        if isinstance(feature, NumericFeature):
+            datatype = "INT64" if feature.integer else "FP64"
+            data: list[Any] = [int(feature.minimum) + (i % 2) for i in range(rows)]
+        else:
+            datatype = "BYTES"
+            data = [feature.values[i % len(feature.values)] for i in range(rows)]
+        inputs.append({"name": feature.name, "datatype": datatype, "shape": [rows], "data": data})
+    return inputs
+
+
+@pytest.fixture
+def spec() -> FeatureSpec:
+    return make_spec()
+
+
+@pytest.fixture
+def decoder(spec: FeatureSpec) -> RequestDecoder:
+    return RequestDecoder(
+        numeric=[n.name for n in spec.numeric],
+        categorical=[c.name for c in spec.categorical],
+        max_rows=1000,
+    )
