@@ -6,19 +6,19 @@ Chart name, truncated because some Kubernetes name fields are limited to 63 char
 {{- end }}
 
 {{/*
-Full name = the stable InferenceService's name. Capped at 40 characters: KServe appends
+Full name = the stable InferenceService's name. Capped at 35 characters: KServe appends
 "-transformer" (Service and Deployment names) and Knative appends "-transformer-00001" to revisions,
 and the candidate adds "-candidate"; every derived name must stay a DNS label.
 */}}
 {{- define "churn-predictor.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 35 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- .Release.Name | trunc 35 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 35 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,169 @@
+"""Canary and A/B: the weighted HTTPRoute (Standard) and canaryTrafficPercent (Knative), and the
+start -> shift -> promote -> roll back flow of docs/runbook-canary.md as value changes."""
+
+from __future__ import annotations
+
+import pytest
+from helm_chart import (
+    BASE_VALUES,
+    CANDIDATE,
+    CANDIDATE_URI,
+    STABLE,
+    STABLE_URI,
+    Manifest,
+    Render,
+    RenderError,
+    by_kind,
+    env_of,
+    one,
+)
+
+ROUTE = f"{STABLE}-route"
+
+
+def start_canary(weight: int) -> dict[str, object]:
+    return {"canary__enabled": True, "canary__bundleUri": CANDIDATE_URI, "canary__weight": weight}
+
+
+PROMOTE = {"stable__bundleUri": CANDIDATE_URI, "canary__enabled": False}
+
+
+def weighted_rule(route: Manifest) -> Manifest:
+    """The catch-all rule (no header match) that splits traffic by weight."""
+    rules = [r for r in route["spec"]["rules"] if not any("headers" in m for m in r["matches"])]
+    assert len(rules) == 1
+    return rules[0]
+
+
+def backend_weights(route: Manifest) -> dict[str, int]:
+    return {b["name"]: b.get("weight", 1) for b in weighted_rule(route)["backendRefs"]}
+
+
+def storage_uri(isvc: Manifest) -> str:
+    uri: str = isvc["spec"]["predictor"]["model"]["storageUri"]
+    return uri
+
+
+def bundle_env(isvc: Manifest) -> str:
+    value: str = env_of(isvc["spec"]["transformer"]["containers"][0])[
+        "CHURN_TRANSFORMER_BUNDLE_URI"
+    ]
+    return value
+
+
+@pytest.mark.parametrize("weight", [0, 1, 10, 25, 50, 99, 100])
+def test_canary_weights_sum_to_100_and_target_each_arms_transformer(
+    render: Render, weight: int
+) -> None:
+    route = one(render(BASE_VALUES, **start_canary(weight)), "HTTPRoute", ROUTE)
+
+    weights = backend_weights(route)
+    assert weights == {f"{STABLE}-transformer": 100 - weight, f"{CANDIDATE}-transformer": weight}
+    assert sum(weights.values()) == 100
+    # Both arms go through a transformer (token check); no backend is a predictor.
+    for rule in route["spec"]["rules"]:
+        for backend in rule["backendRefs"]:
+            assert backend["name"].endswith("-transformer")
+            assert backend["port"] == 80  # KServe's Service port in front of container port 8080
+
+
+def test_candidate_is_a_full_inference_service_beside_the_stable_one(render: Render) -> None:
+    manifests = render(BASE_VALUES, **start_canary(10))
+    stable = one(manifests, "InferenceService", STABLE)
+    candidate = one(manifests, "InferenceService", CANDIDATE)
+
+    assert storage_uri(stable) == f"{STABLE_URI}/model"
+    assert storage_uri(candidate) == f"{CANDIDATE_URI}/model"
+    assert bundle_env(stable) == STABLE_URI
+    assert bundle_env(candidate) == CANDIDATE_URI
+    assert stable["metadata"]["labels"]["churn-predictor/arm"] == "stable"
+    assert candidate["metadata"]["labels"]["churn-predictor/arm"] == "candidate"
+    # Plain spec.canary would let canary traffic skip the transformer; the chart never uses it.
+    for isvc in (stable, candidate):
+        assert "canary" not in isvc["spec"]
+        assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+
+
+def test_pin_header_sends_a_request_to_one_arm(render: Render) -> None:
+    route = one(render(BASE_VALUES, **start_canary(10)), "HTTPRoute", ROUTE)
+    pinned = {
+        rule["matches"][0]["headers"][0]["value"]: rule["backendRefs"]
+        for rule in route["spec"]["rules"]
+        if "headers" in rule["matches"][0]
+    }
+
+    assert pinned == {
+        "stable": [{"name": f"{STABLE}-transformer", "port": 80}],
+        "candidate": [{"name": f"{CANDIDATE}-transformer", "port": 80}],
+    }
+    assert route["spec"]["rules"][0]["matches"][0]["headers"][0]["name"] == "x-churn-arm"
+    without_pins = one(
+        render(BASE_VALUES, canary__pinHeader="", **start_canary(10)), "HTTPRoute", ROUTE
+    )
+    assert len(without_pins["spec"]["rules"]) == 1
+
+
+def test_promotion_swaps_the_storage_uri_and_removes_the_candidate(render: Render) -> None:
+    during = render(BASE_VALUES, **start_canary(100))
+    after = render(BASE_VALUES, **(start_canary(100) | PROMOTE))
+    stable_after = one(after, "InferenceService", STABLE)
+
+    assert storage_uri(one(during, "InferenceService", STABLE)) == f"{STABLE_URI}/model"
+    assert storage_uri(stable_after) == f"{CANDIDATE_URI}/model"
+    assert bundle_env(stable_after) == CANDIDATE_URI
+    assert [i["metadata"]["name"] for i in by_kind(after, "InferenceService")] == [STABLE]
+    assert backend_weights(one(after, "HTTPRoute", ROUTE)) == {f"{STABLE}-transformer": 100}
+    # The candidate's HPAs and budgets go with it.
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        assert not [o for o in by_kind(after, kind) if CANDIDATE in o["metadata"]["name"]]
+
+
+def test_rolling_back_renders_exactly_the_pre_canary_release(render: Render) -> None:
+    before = render(BASE_VALUES)
+    during = render(BASE_VALUES, **start_canary(30))
+    after_rollback = render(BASE_VALUES, canary__weight=30, canary__bundleUri=CANDIDATE_URI)
+
+    assert during != before
+    assert after_rollback == before
+
+
+def test_canary_needs_a_candidate_bundle(render: Render) -> None:
+    with pytest.raises(RenderError, match="canary"):
+        render(BASE_VALUES, canary__enabled=True)
+
+
+def test_standard_canary_without_the_route_is_refused(render: Render) -> None:
+    with pytest.raises(RenderError, match=r"needs route\.enabled"):
+        render(BASE_VALUES, route__enabled=False, **start_canary(10))
+
+
+def test_knative_canary_uses_canary_traffic_percent_on_both_components(render: Render) -> None:
+    manifests = render(BASE_VALUES, deploymentMode="Knative", **start_canary(20))
+    (isvc,) = by_kind(manifests, "InferenceService")
+
+    assert isvc["metadata"]["name"] == STABLE
+    assert storage_uri(isvc) == f"{CANDIDATE_URI}/model"  # the new revision
+    assert bundle_env(isvc) == CANDIDATE_URI
+    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
+    assert isvc["spec"]["transformer"]["canaryTrafficPercent"] == 20
+    assert by_kind(manifests, "HTTPRoute") == []
+
+
+def test_knative_promotion_drops_canary_traffic_percent_on_the_same_revision(
+    render: Render,
+) -> None:
+    during = one(
+        render(BASE_VALUES, deploymentMode="Knative", **start_canary(20)),
+        "InferenceService",
+        STABLE,
+    )
+    after = one(
+        render(BASE_VALUES, deploymentMode="Knative", **(start_canary(20) | PROMOTE)),
+        "InferenceService",
+        STABLE,
+    )
+
+    # Same spec (so no new revision), only the split is gone: 100% to the latest revision.
+    assert storage_uri(after) == storage_uri(during) == f"{CANDIDATE_URI}/model"
+    for component in ("predictor", "transformer"):
+        assert "canaryTrafficPercent" not in after["spec"][component]

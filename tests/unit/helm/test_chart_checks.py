@@ -1,0 +1,103 @@
+"""helm lint, values.schema.json, and the generated chart README."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from helm_chart import BASE_VALUES, CHART, CI_VALUES, REPO, Render, RenderError, run_helm
+
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+
+
+def test_there_are_scenarios_for_both_modes_and_a_canary() -> None:
+    names = {p.name for p in CI_VALUES}
+    assert {"standard-values.yaml", "canary-values.yaml", "knative-values.yaml"} <= names
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_helm_lint_strict_passes_for_every_scenario(helm: str, values: Path) -> None:
+    result = run_helm(helm, "lint", "--strict", str(CHART), "--values", str(values))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Helm's values merge: maps merge key by key, everything else is replaced."""
+    result = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            result[key] = merged(base[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_default_values_with_each_scenario_match_the_schema(values: Path) -> None:
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    scenario = yaml.safe_load(values.read_text())
+
+    jsonschema.Draft7Validator(SCHEMA).validate(merged(defaults, scenario))
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"canary__weight": 101}, "/canary/weight"),
+        ({"canary__weight": -1}, "/canary/weight"),
+        ({"deploymentMode": "Serverless"}, "/deploymentMode"),
+        ({"predictor__protocolVersion": "v1"}, "/predictor/protocolVersion"),
+        ({"stable__bundleUri": "models/churn/1"}, "/stable/bundleUri"),
+        ({"canary__enabled": True}, "/canary/bundleUri"),
+        ({"predictor__autoscaling__maxReplica": 3}, "/predictor/autoscaling"),
+        ({"autoscaling__knative__metric": "latency"}, "/autoscaling/knative/metric"),
+        ({"s3__endpoint": "http://minio:9000"}, "/s3/endpoint"),
+        ({"auth__tokens__short": "abc"}, "/auth/tokens/short"),
+        ({"fullnameOverride": "x" * 36}, "/fullnameOverride"),
+        ({"route__requestTimeout": "30"}, "/route/requestTimeout"),
+        ({"unknownTopLevelKey": "x"}, "unknownTopLevelKey"),
+    ],
+)
+def test_schema_rejects_bad_values_naming_the_field(
+    render: Render, override: dict[str, object], field: str
+) -> None:
+    with pytest.raises(RenderError) as error:
+        render(BASE_VALUES, **override)
+
+    assert field in str(error.value)
+
+
+def test_schema_accepts_the_runbook_values(render: Render) -> None:
+    render(
+        BASE_VALUES,
+        canary__enabled=True,
+        canary__bundleUri="s3://models/churn/2",
+        canary__weight=0,
+        fullnameOverride="churn",
+        podDisruptionBudget__maxUnavailable="50%",
+    )
+
+
+def test_generated_readme_is_up_to_date(tmp_path: Path) -> None:
+    """make chart-docs regenerates README.md from values.yaml's `# --` comments."""
+    copy = tmp_path / "churn-predictor"
+    subprocess.run(["cp", "-r", str(CHART), str(copy)], check=True)
+    result = subprocess.run(
+        ["bash", str(REPO / "hack" / "chart" / "docs.sh"), str(copy)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    generated = (copy / "README.md").read_text()
+    assert generated == (CHART / "README.md").read_text(), "run `make chart-docs` and commit"
+    for key in ("stable.bundleUri", "canary.weight", "serviceMonitor.relabelings"):
+        assert f"| {key} |" in generated
