@@ -9,6 +9,7 @@ vocabulary entry of each categorical feature, in declared order.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -178,7 +179,8 @@ class FeatureSpec(BaseModel):
         for name in missing_inputs:
             errors.add(FieldError(name, None, "required input is missing"))
         lengths = {name: len(columns[name]) for name in self.input_names if name in columns}
-        rows = max(lengths.values(), default=0)
+        # The batch size is what most inputs agree on; the odd ones out are the errors.
+        rows = Counter(lengths.values()).most_common(1)[0][0] if lengths else 0
         for name, length in lengths.items():
             if length != rows:
                 errors.add(FieldError(name, None, f"has {length} rows, other inputs have {rows}"))

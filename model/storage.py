@@ -36,12 +36,16 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *parts])
 
 
-@cache
 def s3_client() -> S3Client:
+    return _s3_client(os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@cache
+def _s3_client(endpoint: str | None) -> S3Client:
     # Custom endpoints (MinIO, test servers) rarely resolve bucket subdomains: use path style.
-    style: Literal["path", "auto"] = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
+    style: Literal["path", "auto"] = "path" if endpoint else "auto"
     config = Config(s3={"addressing_style": style}, retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.client("s3", config=config)
+    return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
 def read_bytes(uri: str) -> bytes:

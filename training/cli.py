@@ -7,6 +7,7 @@ training/settings.py. Progress goes to stderr; the JSON result goes to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -128,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        result = _run(args)
+        # Libraries print too (MLflow announces run URLs): keep stdout for the JSON result.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = _run(args)
     except (DataError, ValidationError) as exc:
         log.error("%s", exc)
         return EXIT_DATA
