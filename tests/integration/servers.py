@@ -48,6 +48,7 @@ def _wait_ready(server: Server, probe: str, timeout: float) -> None:
 @contextmanager
 def serve(
     argv: list[str],
+    *,
     port: int,
     probe: str,
     log: Path,
@@ -76,7 +77,7 @@ def s3_server(workdir: Path) -> Iterator[Server]:
     """moto's S3-compatible server (in memory)."""
     port = free_port()
     argv = [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with serve(argv, port, "/moto-api/", workdir / "s3.log") as server:
+    with serve(argv, port=port, probe="/moto-api/", log=workdir / "s3.log") as server:
         yield server
 
 
@@ -91,5 +92,5 @@ def mlflow_server(workdir: Path, env: Mapping[str, str] | None = None) -> Iterat
         "--artifacts-destination", str(workdir / "mlflow-artifacts"),
     ]  # fmt: skip
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
-    with serve(argv, port, "/health", workdir / "mlflow.log", env) as server:
+    with serve(argv, port=port, probe="/health", log=workdir / "mlflow.log", env=env) as server:
         yield server

@@ -120,7 +120,7 @@ def test_train_promote_and_roll_back(stack: Stack, tmp_path: Path) -> None:
     second = train(stack, upload_data(stack, tmp_path, "second.csv", seed=2))
     assert second.returncode == 0, second.stderr
     second_version = json.loads(second.stdout)["model_version"]
-    versions, aliases = registry_state(stack)
+    _, aliases = registry_state(stack)
     assert aliases == {"champion": summary["model_version"], "candidate": second_version}
 
     assert cli(stack, "promote").returncode == 0
