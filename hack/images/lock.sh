@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Pins the Python images' dependencies (with hashes) from the versions in hack/versions.env:
+#   hack/images/lock.sh [name...]          storage-initializer kserve-sklearnserver mlserver mlflow
+#   hack/images/lock.sh --check name...    fail if a requirements.txt misses a versions.env pin
+# Writes <context>/requirements.txt, which the Dockerfiles install with --require-hashes. Run it
+# after changing a version; build.sh runs --check first.
+# Resolves for Python 3.11 and 3.12 (local base image and python:3.12-slim) in one universal file.
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/catalog.sh
+source "$(dirname "$0")/catalog.sh"
+
+# The top-level requirements of each image, one per line.
+image_requirements() {
+	case "$1" in
+	storage-initializer) echo "kserve-storage==$KSERVE_STORAGE_VERSION" ;;
+	# The standard sklearn runtime's own pins (python/sklearnserver/pyproject.toml in the kserve module).
+	kserve-sklearnserver) printf '%s\n' "kserve[storage]==${KSERVE_VERSION#v}" "kserve-storage==${KSERVE_VERSION#v}" \
+		'scikit-learn~=1.5.1' 'joblib>=1.4,<2' 'pandas>=2.2,<3' ;;
+	# Same pins as the local reference predictor (.venv-mlserver).
+	mlserver) grep -v '^#' "$REPO_ROOT/hack/mlserver-requirements.txt" ;;
+	mlflow) printf '%s\n' "mlflow==$MLFLOW_VERSION" 'boto3>=1.34,<2' ;;
+	*)
+		echo "lock.sh: no requirements for '$1'" >&2
+		return 1
+		;;
+	esac
+}
+
+requirements_file() {
+	case "$1" in
+	mlserver) echo "$REPO_ROOT/hack/runtime/requirements.txt" ;;
+	*) echo "$IMAGES_DIR/$1/requirements.txt" ;;
+	esac
+}
+
+# Fails when a requirements.txt no longer pins what versions.env asks for.
+check_lock() {
+	local name="$1" file requirement
+	file="$(requirements_file "$name")"
+	while read -r requirement; do
+		[[ "$requirement" == *==* ]] || continue
+		# kserve[storage]==X is pinned as kserve==X.
+		requirement="${requirement/\[*\]/}"
+		grep -qi "^${requirement//./\\.} " "$file" || {
+			echo "lock.sh: $file does not pin $requirement; run hack/images/lock.sh $name" >&2
+			return 1
+		}
+	done < <(image_requirements "$name")
+}
+
+lock_image() {
+	local name="$1" file
+	file="$(requirements_file "$name")"
+	images_log "locking $name -> ${file#"$REPO_ROOT"/}"
+	image_requirements "$name" |
+		uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+			--custom-compile-command "hack/images/lock.sh $name" -o "$file" -
+}
+
+action=lock_image
+if [[ "${1:-}" == --check ]]; then
+	action=check_lock
+	shift
+fi
+names=("$@")
+((${#names[@]})) || names=(storage-initializer kserve-sklearnserver mlserver mlflow)
+for name in "${names[@]}"; do "$action" "$name"; done
