@@ -1,0 +1,89 @@
+"""One bundle trained by the real training CLI, served by real MLServer + the transformer."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+
+from devstack.stack import Stack, new_token, serving_stack, train_bundle
+from model.bundle import MODEL_PATH, ServingBundle, load_serving_bundle
+from model.schema import CUSTOMER_ID, FEATURES, NumericFeature
+
+pytestmark = pytest.mark.integration
+
+MAX_BODY_BYTES = 8_000_000
+
+
+@dataclass(frozen=True)
+class Trained:
+    bundle_dir: Path
+    bundle: ServingBundle
+    customers: list[dict[str, Any]]
+
+    def expected_probabilities(self, customers: list[dict[str, Any]]) -> np.ndarray:
+        """The in-process pipeline: the bundle's spec, then its scikit-learn model."""
+        columns: dict[str, np.ndarray] = {}
+        for feature in FEATURES:
+            values = [row[feature.name] for row in customers]
+            if isinstance(feature, NumericFeature):
+                columns[feature.name] = np.array(
+                    [float(v) if str(v).strip() else np.nan for v in values]
+                )
+            else:
+                columns[feature.name] = np.array(values, dtype=object)
+        classifier = joblib.load(self.bundle_dir / MODEL_PATH)
+        matrix = self.bundle.spec.transform(columns).matrix
+        return np.asarray(classifier.predict_proba(matrix)[:, 1])
+
+
+def read_customers(path: Path) -> list[dict[str, Any]]:
+    """CSV rows typed as a client would send them: TotalCharges stays text (BYTES)."""
+    numbers = {f.name: f for f in FEATURES if isinstance(f, NumericFeature)}
+    rows = []
+    with path.open(newline="") as handle:
+        for raw in csv.DictReader(handle):
+            row: dict[str, Any] = {CUSTOMER_ID: raw[CUSTOMER_ID]}
+            for feature in FEATURES:
+                value = raw[feature.name]
+                if feature.name in numbers and feature.name != "TotalCharges":
+                    row[feature.name] = (
+                        int(value) if numbers[feature.name].integer else float(value)
+                    )
+                else:
+                    row[feature.name] = value
+            rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    work = tmp_path_factory.mktemp("trained")
+    bundle_dir = train_bundle(work, rows=2000, seed=11, progress=print)
+    return Trained(
+        bundle_dir,
+        load_serving_bundle(str(bundle_dir)),
+        read_customers(work / "data/customers.csv"),
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with serving_stack(
+        trained.bundle_dir,
+        tmp_path_factory.mktemp("stack"),
+        tokens={"alpha": new_token(), "beta": new_token()},
+        transformer_env={
+            "CHURN_TRANSFORMER_RATE_LIMIT_PER_SECOND": "100000",
+            "CHURN_TRANSFORMER_RATE_LIMIT_BURST": "100000",
+            "CHURN_TRANSFORMER_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        },
+        progress=print,
+    ) as running:
+        yield running
