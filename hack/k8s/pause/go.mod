@@ -1,0 +1,3 @@
+module churn.local/pause
+
+go 1.24
