@@ -88,7 +88,7 @@ def test_transformer_talks_v2_to_the_predictor_and_reads_its_bundle(render: Rend
     assert env["AWS_ACCESS_KEY_ID"] == {
         "secretKeyRef": {"name": f"{STABLE}-s3", "key": "AWS_ACCESS_KEY_ID"}
     }
-    assert container["image"] == "churn-transformer:0.1.0"
+    assert container["image"] == "churn/transformer:0.1.0"
 
 
 def tokens_volume(isvc: Manifest) -> Manifest:
