@@ -81,7 +81,8 @@ ERROR_CASES = {
         lambda r: with_column(r, "tenure", data=[1, 2, 500]), 400, "tenure", 2, "outside",
     ),
     "missing value": (
-        lambda r: with_column(r, "gender", data=["Male", None, "Female"]), 400, "gender", 1, "missing",
+        lambda r: with_column(r, "gender", data=["Male", None, "Female"]),
+        400, "gender", 1, "missing",
     ),
     "oversized body": (
         lambda r: b" " * (MAX_BODY_BYTES + 1), 413, None, None, "exceeds the limit",
