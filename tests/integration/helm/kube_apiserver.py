@@ -6,6 +6,7 @@ admission webhooks need its controller and are exercised by the cluster e2e suit
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -274,13 +275,25 @@ current-context: churn-test
         server = ApiServer(url, kubeconfig, kubectl, helm, upstream)
         print(f"kube-apiserver ready at {url}; installing upstream CRDs", flush=True)
         install_crds(server)
-        for namespace in NAMESPACES:
-            server.must("kubectl", "create", "namespace", namespace)
-            # Warn (never enforce: nothing runs) when a pod template breaks the restricted profile.
-            server.must(
-                "kubectl", "label", "namespace", namespace,
-                "pod-security.kubernetes.io/warn=restricted",
-            )  # fmt: skip
+        # Warn (never enforce: nothing runs) when a pod template breaks the restricted profile.
+        namespaces = [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": name,
+                    "labels": {"pod-security.kubernetes.io/warn": "restricted"},
+                },
+            }
+            for name in NAMESPACES
+        ]
+        server.must(
+            "kubectl",
+            "apply",
+            "-f",
+            "-",
+            stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": namespaces}),
+        )
         yield server
     finally:
         for process in reversed(processes):
