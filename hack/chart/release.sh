@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The chart's release operations (docs/runbook-canary.md), as thin wrappers around helm:
+#   hack/chart/release.sh deploy   BUNDLE_URI [helm args...]   install or upgrade the stable model
+#   hack/chart/release.sh canary   BUNDLE_URI WEIGHT           start a canary, or shift its weight
+#   hack/chart/release.sh promote                              make the candidate the stable model
+#   hack/chart/release.sh rollback [REVISION]                  helm rollback (default: previous)
+# RELEASE (default churn) and NAMESPACE (default churn) select the release.
+set -euo pipefail
+CHART_DIR="$(cd "$(dirname "$0")/../../helm/churn-predictor" && pwd)"
+RELEASE="${RELEASE:-churn}"
+NAMESPACE="${NAMESPACE:-churn}"
+helm_release=(--namespace "$NAMESPACE")
+
+usage() {
+	sed -n '2,7p' "$0" >&2
+	exit 2
+}
+
+current_value() {
+	helm get values "$RELEASE" "${helm_release[@]}" --all --output json |
+		python3 -c "import json, sys; v = json.load(sys.stdin); print(v$1)"
+}
+
+# Waits for the InferenceService(s) of the release to report Ready.
+wait_ready() {
+	kubectl wait "${helm_release[@]}" --for=condition=Ready inferenceservice \
+		-l "app.kubernetes.io/instance=$RELEASE" --timeout="${READY_TIMEOUT:-10m}"
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+deploy)
+	(($# >= 1)) || usage
+	bundle="$1"
+	shift
+	helm upgrade --install "$RELEASE" "$CHART_DIR" "${helm_release[@]}" --reuse-values \
+		--set-string "stable.bundleUri=$bundle" "$@"
+	wait_ready
+	;;
+canary)
+	(($# == 2)) || usage
+	helm upgrade "$RELEASE" "$CHART_DIR" "${helm_release[@]}" --reuse-values \
+		--set canary.enabled=true --set-string "canary.bundleUri=$1" --set "canary.weight=$2"
+	wait_ready
+	;;
+promote)
+	(($# == 0)) || usage
+	candidate="$(current_value "['canary']['bundleUri']")"
+	[[ "$(current_value "['canary']['enabled']")" == "True" && -n "$candidate" ]] || {
+		echo "promote: release $RELEASE has no canary running" >&2
+		exit 1
+	}
+	echo "promote: stable arm rolls to $candidate while the candidate takes all traffic" >&2
+	helm upgrade "$RELEASE" "$CHART_DIR" "${helm_release[@]}" --reuse-values \
+		--set canary.weight=100 --set-string "stable.bundleUri=$candidate"
+	wait_ready
+	echo "promote: traffic back on the stable arm; removing the candidate" >&2
+	helm upgrade "$RELEASE" "$CHART_DIR" "${helm_release[@]}" --reuse-values --set canary.enabled=false
+	wait_ready
+	;;
+rollback)
+	(($# <= 1)) || usage
+	helm rollback "$RELEASE" "$@" "${helm_release[@]}"
+	wait_ready
+	;;
+*) usage ;;
+esac
