@@ -143,6 +143,92 @@ def mlserver(
         process.stop()
 
 
+def kserve_sklearnserver_source() -> Path:
+    """KServe's sklearnserver package, from the kserve Go module the cluster build fetches.
+
+    It is not on PyPI. `go mod download` reuses the module cache under $CHURN_CACHE (the
+    same one hack/ builds the controller and the runtime image from).
+    """
+    version = _pinned_version("KSERVE_VERSION")
+    cache = Path(os.environ.get("CHURN_CACHE", Path.home() / ".cache/churn-serving"))
+    env = {**os.environ, "GOMODCACHE": str(cache / "go/mod"), "GOFLAGS": "-mod=mod"}
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed argv
+            ["go", "mod", "download", "-json", f"github.com/kserve/kserve@{version}"],  # noqa: S607
+            cwd="/",
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise StackError(f"cannot fetch the kserve {version} Go module: {exc}") from exc
+    return Path(json.loads(completed.stdout)["Dir"]) / "python/sklearnserver"
+
+
+def _pinned_version(name: str) -> str:
+    for line in (REPO_ROOT / "hack/versions.env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == name:
+            return value.strip().strip('"')
+    raise StackError(f"{name} is not pinned in hack/versions.env")
+
+
+@contextmanager
+def kserve_sklearnserver(
+    bundle_dir: Path,
+    work_dir: Path,
+    *,
+    model_name: str = MODEL_NAME,
+    progress: Progress = _quiet,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> Iterator[Service]:
+    """KServe's standard sklearn runtime (``python -m sklearnserver``, PREDICT_PROBA=true).
+
+    The upstream package runs unchanged on this venv's kserve SDK. Its one import outside
+    the SDK, kserve_storage, is what the storage initializer does in a cluster (download the
+    model dir); the model is already local here, so a stand-in returns the path as is.
+    """
+    shim = work_dir / "sklearnserver-shim/kserve_storage"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "__init__.py").write_text(
+        "class Storage:\n"
+        "    @staticmethod\n"
+        "    def download(uri, out_dir=None):\n"
+        "        return uri\n"
+    )
+    port = free_port()
+    progress(f"starting kserve-sklearnserver on port {port}")
+    process = start_process(
+        "kserve-sklearnserver",
+        [
+            sys.executable,
+            "-m",
+            "sklearnserver",
+            "--model_dir",
+            str((bundle_dir / MODEL_PATH).parent),
+            "--model_name",
+            model_name,
+            "--http_port",
+            str(port),
+            "--enable_grpc",
+            "false",
+        ],
+        log_path=work_dir / "logs/sklearnserver.log",
+        cwd=work_dir,
+        env={
+            "PREDICT_PROBA": "true",
+            "PYTHONPATH": f"{shim.parent}{os.pathsep}{kserve_sklearnserver_source()}",
+        },
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ok(process, f"{url}/v2/models/{model_name}/ready", timeout, progress)
+        yield Service("kserve-sklearnserver", url, process)
+    finally:
+        process.stop()
+
+
 @contextmanager
 def transformer(
     bundle_uri: str,

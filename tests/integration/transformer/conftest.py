@@ -27,8 +27,8 @@ class Trained:
     bundle: ServingBundle
     customers: list[dict[str, Any]]
 
-    def expected_probabilities(self, customers: list[dict[str, Any]]) -> np.ndarray:
-        """The in-process pipeline: the bundle's spec, then its scikit-learn model."""
+    def matrix(self, customers: list[dict[str, Any]]) -> np.ndarray:
+        """The model matrix the bundle's spec builds for these rows, in process."""
         columns: dict[str, np.ndarray] = {}
         for feature in FEATURES:
             values = [row[feature.name] for row in customers]
@@ -38,9 +38,12 @@ class Trained:
                 )
             else:
                 columns[feature.name] = np.array(values, dtype=object)
+        return self.bundle.spec.transform(columns).matrix
+
+    def expected_probabilities(self, customers: list[dict[str, Any]]) -> np.ndarray:
+        """The in-process pipeline: the bundle's spec, then its scikit-learn model."""
         classifier = joblib.load(self.bundle_dir / MODEL_PATH)
-        matrix = self.bundle.spec.transform(columns).matrix
-        return np.asarray(classifier.predict_proba(matrix)[:, 1])
+        return np.asarray(classifier.predict_proba(self.matrix(customers))[:, 1])
 
 
 def read_customers(path: Path) -> list[dict[str, Any]]:
