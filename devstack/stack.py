@@ -66,6 +66,19 @@ class Stack:
         return {"authorization": f"Bearer {self.tokens[name]}"}
 
 
+@contextmanager
+def _until_stopped(
+    process: ManagedProcess, port: int, ready_path: str, timeout: float, progress: Progress
+) -> Iterator[Service]:
+    """Yield the service once ``ready_path`` answers 200; stop the process on the way out."""
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ok(process, url + ready_path, timeout, progress)
+        yield Service(process.name, url, process)
+    finally:
+        process.stop()
+
+
 def mlserver_executable() -> Path:
     executable = Path(
         os.environ.get("CHURN_MLSERVER_BIN", REPO_ROOT / ".venv-mlserver/bin/mlserver")
@@ -135,12 +148,8 @@ def mlserver(
         cwd=work_dir,
         env=env,
     )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ok(process, f"{url}/v2/models/{model_name}/ready", timeout, progress)
-        yield Service("MLServer", url, process)
-    finally:
-        process.stop()
+    with _until_stopped(process, port, f"/v2/models/{model_name}/ready", timeout, progress) as s:
+        yield s
 
 
 def kserve_sklearnserver_source() -> Path:
@@ -221,12 +230,8 @@ def kserve_sklearnserver(
             "PYTHONPATH": f"{shim.parent}{os.pathsep}{kserve_sklearnserver_source()}",
         },
     )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ok(process, f"{url}/v2/models/{model_name}/ready", timeout, progress)
-        yield Service("kserve-sklearnserver", url, process)
-    finally:
-        process.stop()
+    with _until_stopped(process, port, f"/v2/models/{model_name}/ready", timeout, progress) as s:
+        yield s
 
 
 @contextmanager
@@ -275,12 +280,8 @@ def transformer(
         cwd=work_dir,
         env=settings,
     )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ok(process, url + wait_for, timeout, progress)
-        yield Service("transformer", url, process)
-    finally:
-        process.stop()
+    with _until_stopped(process, port, wait_for, timeout, progress) as service:
+        yield service
 
 
 @contextmanager
