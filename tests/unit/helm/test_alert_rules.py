@@ -59,8 +59,10 @@ def series(metric: str, isvc: str, arm: str, values: str, **labels: str) -> dict
     }
 
 
-def requests(isvc: str, arm: str, code: str, per_minute: int) -> dict[str, str]:
-    return series("churn_transformer_requests_total", isvc, arm, f"0+{per_minute}x30", code=code)
+def requests(isvc: str, arm: str, status: str, per_minute: int) -> dict[str, str]:
+    return series(
+        "churn_transformer_requests_total", isvc, arm, f"0+{per_minute}x30", status=status
+    )
 
 
 def latency(isvc: str, arm: str, slow_per_minute: int) -> list[dict[str, str]]:
