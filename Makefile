@@ -45,6 +45,28 @@ test: venv tools ## Unit and integration tests (starts real MLflow, S3, v2 predi
 test-unit: venv ## Unit tests only.
 	$(VENV)/bin/pytest tests/unit
 
+.PHONY: chart-docs chart-lint chart-validate fetch-schemas deploy canary promote rollback
+chart-docs: ## Regenerate helm/churn-predictor/README.md from values.yaml (helm-docs, built once).
+	@bash hack/chart/docs.sh
+chart-lint: venv tools ## helm lint --strict, values schema, template behaviour and promtool alert tests.
+	$(VENV)/bin/pytest tests/unit/helm
+chart-validate: venv tools ## Chart scenarios, canary steps and manifests/ against a real kube-apiserver + upstream CRDs.
+	$(VENV)/bin/pytest tests/integration/helm
+fetch-schemas: ## Download the pinned KServe, Gateway API and prometheus-operator YAML into $(CHURN_CACHE)/upstream.
+	@bash hack/chart/fetch-schemas.sh
+deploy: tools ## make deploy BUNDLE=s3://models/churn/<version> [HELM_ARGS="--set ..."]
+	@bash hack/chart/release.sh deploy "$(BUNDLE)" $(HELM_ARGS)
+canary: tools ## Start or shift a canary: make canary BUNDLE=s3://models/churn/<version> WEIGHT=10
+	@bash hack/chart/release.sh canary "$(BUNDLE)" "$(WEIGHT)"
+promote: tools ## Make the running canary the stable model (two upgrades; docs/runbook-canary.md).
+	@bash hack/chart/release.sh promote
+rollback: tools ## helm rollback the release: make rollback [REVISION=N]
+	@bash hack/chart/release.sh rollback $(REVISION)
+
+.PHONY: bench-training
+bench-training: venv ## Training time and peak memory at 10k, 100k and 1M rows (bench/results/training.*).
+	$(PY) -m bench.training
+
 .PHONY: clean
 clean: ## Remove local build outputs (keeps $(CHURN_CACHE)).
 	rm -rf .venv .venv-mlserver .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist .metrics .envs
