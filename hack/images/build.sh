@@ -20,7 +20,8 @@ GO_BIN_CACHE="$CHURN_CACHE/images/go-bin"
 PROGRESS_INTERVAL_SECONDS="${PROGRESS_INTERVAL_SECONDS:-60}"
 
 export GOMODCACHE="$CHURN_CACHE/go/mod" GOCACHE="$CHURN_CACHE/go/build"
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
+# GOWORK=off: some module zips (prometheus) carry a go.work naming nested modules they leave out.
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
 export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 
 log() { images_log "$@"; }

@@ -19,7 +19,8 @@ def main(args: list[str]) -> int:
     sources, destinations = args[0::2], args[1::2]
     try:
         Storage.download_files(sources, destinations)
-    except Exception as error:  # noqa: BLE001 - any failure must end the init container with a reason
+    except Exception as error:
+        # Whatever the storage backend raised, the init container ends with a reason.
         logger.error("storage initialization failed: %s: %s", type(error).__name__, error)
         return 1
     return 0
