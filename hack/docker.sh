@@ -47,10 +47,36 @@ wait_ready() {
 	done
 }
 
+# Where root runs with a reduced capability bounding set (CI sandboxes here lack
+# CAP_SYS_RESOURCE), runc cannot start privileged containers such as kind nodes. Make Docker's
+# default runtime a runc wrapper that drops what cannot be granted (see hack/k8s/runc-bounded).
+# Prints "changed" when the daemon config was rewritten.
+configure_bounded_runtime() {
+	local last_cap full_hex wrapper="$CHURN_CACHE/docker-runtime/runc-bounded" config=/etc/docker/daemon.json current
+	last_cap="$(cat /proc/sys/kernel/cap_last_cap)"
+	full_hex="$(printf '%016x' $(((1 << (last_cap + 1)) - 1)))"
+	[[ "$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)" == "$full_hex" ]] && return
+	if ! command -v jq >/dev/null || ! command -v capsh >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends jq libcap2-bin >&2
+	fi
+	install -D -m 0755 "$(dirname "$0")/k8s/runc-bounded" "$wrapper"
+	current="$(cat "$config" 2>/dev/null || echo '{}')"
+	jq -e --arg path "$wrapper" '.runtimes["runc-bounded"].path == $path and .["default-runtime"] == "runc-bounded"' \
+		<<<"$current" >/dev/null && return
+	log "capability bounding set is reduced: default runtime becomes $wrapper"
+	mkdir -p "$(dirname "$config")"
+	jq --arg path "$wrapper" '.runtimes["runc-bounded"] = {path: $path} | .["default-runtime"] = "runc-bounded"' \
+		<<<"$current" >"$config"
+	echo changed
+}
+
+command -v dockerd >/dev/null || install_engine
+runtime_config="$(configure_bounded_runtime)"
 if docker_ready; then
+	# runtimes and default-runtime are reloadable: running containers are not touched.
+	[[ "$runtime_config" == changed ]] && kill -HUP "$(cat /var/run/docker.pid)" && sleep 1
 	exit 0
 fi
-command -v dockerd >/dev/null || install_engine
 start_daemon
 wait_ready
 log "ready: $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}')"
