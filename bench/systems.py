@@ -1,0 +1,206 @@
+"""Every networked system under test, started fresh on loopback for its own measurements.
+
+The project's processes (MLServer, kserve-sklearnserver, the transformer) start through
+devstack, exactly as `make demo` and the integration tests start them. Only the peers that
+devstack has no use for (`mlflow models serve`, the full-Pipeline model files) live here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import joblib
+import mlflow.sklearn
+import pandas as pd
+from mlflow.models import infer_signature
+
+from devstack.processes import ManagedProcess, Progress, free_port, start_process
+from devstack.stack import (
+    MODEL_NAME,
+    READY_TIMEOUT_SECONDS,
+    Service,
+    _until_stopped,
+    kserve_sklearnserver,
+    mlserver,
+    new_token,
+    transformer,
+    write_tokens,
+)
+from model.bundle import MODEL_PATH
+
+from .payloads import (
+    Batch,
+    MlflowWire,
+    PandasV2Wire,
+    PredictorWire,
+    Reference,
+    TransformerWire,
+    Wire,
+)
+
+# The transformer's per-token rate limit is lifted: it would measure the limiter, not the chain.
+UNLIMITED_RATE = {
+    "CHURN_TRANSFORMER_RATE_LIMIT_PER_SECOND": "1000000000",
+    "CHURN_TRANSFORMER_RATE_LIMIT_BURST": "1000000000",
+}
+
+
+PredictorServer = Callable[..., AbstractContextManager[Service]]
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started system: where to send requests, how to encode them, which processes to meter."""
+
+    url: str
+    wire: Wire
+    processes: dict[str, ManagedProcess]
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    id: str
+    label: str
+    role: str  # predictor | chain | peer (the floors run in-process, see bench/floor.py)
+    transport: str
+    start: Callable[[Path, Progress], AbstractContextManager[Running]]
+
+
+def save_peer_models(reference: Reference, example: Batch, directory: Path) -> tuple[Path, Path]:
+    """The full Pipeline twice: an MLflow model (pickle, predict_proba) for Peer A and a
+    bundle-shaped directory (model/model.joblib) that devstack's MLServer serves for Peer B.
+
+    The MLflow model carries a signature inferred from rows as clients type them, as MLflow
+    recommends: without one, a single-row frame whose TotalCharges is null reaches the
+    Pipeline as an object column and fails.
+    """
+    mlflow_dir = directory / "peer-a-mlflow-model"
+    example_frame = pd.DataFrame(example.records)
+    mlflow.sklearn.save_model(
+        reference.pipeline,
+        str(mlflow_dir),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+        pyfunc_predict_fn="predict_proba",
+        signature=infer_signature(example_frame, reference.pipeline.predict_proba(example.frame)),
+        # Given, not inferred: inference would resolve the whole environment on every run.
+        pip_requirements=["scikit-learn", "pandas", "numpy"],
+    )
+    mlserver_dir = directory / "peer-b-mlserver-bundle"
+    (mlserver_dir / MODEL_PATH).parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(reference.pipeline, mlserver_dir / MODEL_PATH)
+    return mlflow_dir, mlserver_dir
+
+
+@contextmanager
+def mlflow_models_serve(model_dir: Path, work_dir: Path, progress: Progress) -> Iterator[Service]:
+    """`mlflow models serve` of an MLflow model dir, one uvicorn worker, local environment."""
+    port = free_port()
+    venv_bin = Path(sys.executable).parent
+    progress(f"starting mlflow models serve on 127.0.0.1:{port}")
+    process = start_process(
+        "mlflow models serve",
+        [str(venv_bin / "mlflow"), "models", "serve",
+         "--model-uri", str(model_dir), "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        log_path=work_dir / "logs/mlflow-serve.log",
+        cwd=work_dir,
+        # It execs `uvicorn` through a shell: the venv's bin must come first on PATH.
+        env={"PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )  # fmt: skip
+    # devstack's own wait-then-stop helper, so this peer starts and stops like the others.
+    with _until_stopped(process, port, "/ping", READY_TIMEOUT_SECONDS, progress) as service:
+        yield service
+
+
+@contextmanager
+def _predictor_alone(
+    server: PredictorServer, bundle_dir: Path, binary: bool, work: Path, progress: Progress
+) -> Iterator[Running]:
+    with server(bundle_dir, work, progress=progress) as predictor:
+        wire = PredictorWire(MODEL_NAME, binary)
+        yield Running(predictor.url, wire, {"predictor": predictor.process})
+
+
+@contextmanager
+def _chain(
+    server: PredictorServer, bundle_dir: Path, encoding: str, work: Path, progress: Progress
+) -> Iterator[Running]:
+    """The project as deployed: the transformer, token check on, in front of a predictor."""
+    token = new_token()
+    tokens_file = work / "secrets/tokens.json"
+    write_tokens(tokens_file, {"bench": token})
+    with (
+        server(bundle_dir, work, progress=progress) as predictor,
+        transformer(
+            str(bundle_dir),
+            predictor.url.removeprefix("http://"),
+            work,
+            tokens_file,
+            env={**UNLIMITED_RATE, "CHURN_TRANSFORMER_PREDICTOR_ENCODING": encoding},
+            progress=progress,
+        ) as front,
+    ):
+        processes = {"transformer": front.process, "predictor": predictor.process}
+        yield Running(front.url, TransformerWire(MODEL_NAME, token), processes)
+
+
+@contextmanager
+def _peer_mlflow(model_dir: Path, work: Path, progress: Progress) -> Iterator[Running]:
+    with mlflow_models_serve(model_dir, work, progress) as server:
+        yield Running(server.url, MlflowWire(), {"server": server.process})
+
+
+@contextmanager
+def _peer_mlserver(bundle_dir: Path, work: Path, progress: Progress) -> Iterator[Running]:
+    with mlserver(bundle_dir, work, progress=progress) as server:
+        yield Running(server.url, PandasV2Wire(MODEL_NAME), {"server": server.process})
+
+
+def catalogue(bundle_dir: Path, peer_a_model: Path, peer_b_bundle: Path) -> list[SystemSpec]:
+    """Every networked system, in run order."""
+    skl = kserve_sklearnserver
+    return [
+        SystemSpec("predictor-mlserver-json",
+                   "Predictor alone: MLServer, v2 JSON",
+                   "predictor", "v2 JSON", partial(_predictor_alone, mlserver, bundle_dir, False)),
+        SystemSpec("predictor-sklearnserver-json",
+                   "Predictor alone: kserve-sklearnserver, v2 JSON",
+                   "predictor", "v2 JSON", partial(_predictor_alone, skl, bundle_dir, False)),
+        SystemSpec("predictor-sklearnserver-binary",
+                   "Predictor alone: kserve-sklearnserver, v2 binary",
+                   "predictor", "v2 binary", partial(_predictor_alone, skl, bundle_dir, True)),
+        SystemSpec("chain-mlserver-json",
+                   "Chain: transformer -> MLServer, v2 JSON",
+                   "chain", "v2 JSON", partial(_chain, mlserver, bundle_dir, "json")),
+        SystemSpec("chain-sklearnserver-json",
+                   "Chain: transformer -> kserve-sklearnserver, v2 JSON",
+                   "chain", "v2 JSON", partial(_chain, skl, bundle_dir, "json")),
+        SystemSpec("chain-sklearnserver-binary",
+                   "Chain: transformer -> kserve-sklearnserver, v2 binary",
+                   "chain", "v2 binary", partial(_chain, skl, bundle_dir, "binary")),
+        SystemSpec("peer-a-mlflow",
+                   "Peer A: mlflow models serve, full Pipeline",
+                   "peer", "pandas split JSON", partial(_peer_mlflow, peer_a_model)),
+        SystemSpec("peer-b-mlserver-pd",
+                   "Peer B: MLServer, full Pipeline, v2 pd",
+                   "peer", "v2 JSON (pd)", partial(_peer_mlserver, peer_b_bundle)),
+    ]  # fmt: skip
+
+
+# The predictor each chain variant sits in front of, for "vs predictor alone" ratios.
+PREDICTOR_OF = {
+    "chain-mlserver-json": "predictor-mlserver-json",
+    "chain-sklearnserver-json": "predictor-sklearnserver-json",
+    "chain-sklearnserver-binary": "predictor-sklearnserver-binary",
+}
+# Not measured, with the reason; reported in the results so the gap is visible.
+SKIPPED = {
+    "chain-grpc": "the transformer has no gRPC predictor client (--predictor_protocol must be "
+    "v2: transformer/__main__.py), so there is no gRPC chain to measure",
+}
