@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 # Enough examples to act on, without turning one bad 10k-row batch into a megabyte of errors.
 MAX_REPORTED_ERRORS = 50
+
+
+class ErrorCode(StrEnum):
+    """Why a value broke the contract: a closed set, fit for metric labels and client logic."""
+
+    MISSING_INPUT = "missing_input"
+    WRONG_SHAPE = "wrong_shape"
+    WRONG_DATATYPE = "wrong_datatype"
+    MISSING_VALUE = "missing_value"
+    NOT_A_NUMBER = "not_a_number"
+    OUT_OF_RANGE = "out_of_range"
+    NOT_WHOLE = "not_whole_number"
+    UNKNOWN_CATEGORY = "unknown_category"
+    INVALID_LABEL = "invalid_label"
+    DUPLICATE_ID = "duplicate_id"
 
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
     field: str
     row: int | None
+    code: ErrorCode
     reason: str
 
     def __str__(self) -> str:

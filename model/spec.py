@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from model.errors import MAX_REPORTED_ERRORS, FieldError, ValidationFailed
+from model.errors import MAX_REPORTED_ERRORS, ErrorCode, FieldError, ValidationFailed
 from model.schema import MissingPolicy
 
 FORMAT_VERSION = 1
@@ -122,10 +122,10 @@ class _Errors:
         self.examples: list[FieldError] = []
         self.total = 0
 
-    def add_rows(self, name: str, rows: IntArray, reason: str) -> None:
+    def add_rows(self, name: str, rows: IntArray, code: ErrorCode, reason: str) -> None:
         self.total += int(rows.size)
         room = MAX_REPORTED_ERRORS - len(self.examples)
-        self.examples.extend(FieldError(name, int(r), reason) for r in rows[:room])
+        self.examples.extend(FieldError(name, int(r), code, reason) for r in rows[:room])
 
     def add(self, error: FieldError) -> None:
         self.total += 1
@@ -177,13 +177,20 @@ class FeatureSpec(BaseModel):
         errors = _Errors()
         missing_inputs = [name for name in self.input_names if name not in columns]
         for name in missing_inputs:
-            errors.add(FieldError(name, None, "required input is missing"))
+            errors.add(FieldError(name, None, ErrorCode.MISSING_INPUT, "required input is missing"))
         lengths = {name: len(columns[name]) for name in self.input_names if name in columns}
         # The batch size is what most inputs agree on; the odd ones out are the errors.
         rows = Counter(lengths.values()).most_common(1)[0][0] if lengths else 0
         for name, length in lengths.items():
             if length != rows:
-                errors.add(FieldError(name, None, f"has {length} rows, other inputs have {rows}"))
+                errors.add(
+                    FieldError(
+                        name,
+                        None,
+                        ErrorCode.WRONG_SHAPE,
+                        f"has {length} rows, other inputs have {rows}",
+                    )
+                )
         if errors.total:
             raise ValidationFailed(errors.examples, errors.total)
 
@@ -210,11 +217,15 @@ class FeatureSpec(BaseModel):
     ) -> FloatArray:
         values, unparsable = parse_numbers(np.asarray(raw))
         if unparsable.any():
-            errors.add_rows(spec.name, np.flatnonzero(unparsable), "is not a number")
+            errors.add_rows(
+                spec.name, np.flatnonzero(unparsable), ErrorCode.NOT_A_NUMBER, "is not a number"
+            )
         missing = np.isnan(values) & ~unparsable
         if missing.any():
             if spec.impute_value is None:
-                errors.add_rows(spec.name, np.flatnonzero(missing), "value is missing")
+                errors.add_rows(
+                    spec.name, np.flatnonzero(missing), ErrorCode.MISSING_VALUE, "value is missing"
+                )
             else:
                 values = np.where(missing, spec.impute_value, values)
                 result.applied[(spec.name, "impute")] = int(missing.sum())
@@ -224,12 +235,18 @@ class FeatureSpec(BaseModel):
             errors.add_rows(
                 spec.name,
                 np.flatnonzero(out_of_range),
+                ErrorCode.OUT_OF_RANGE,
                 f"is outside the valid range [{spec.minimum:g}, {spec.maximum:g}]",
             )
         if spec.integer:
             fractional = np.isfinite(values) & (values != np.floor(values))
             if fractional.any():
-                errors.add_rows(spec.name, np.flatnonzero(fractional), "must be a whole number")
+                errors.add_rows(
+                    spec.name,
+                    np.flatnonzero(fractional),
+                    ErrorCode.NOT_WHOLE,
+                    "must be a whole number",
+                )
         scaled: FloatArray = (values - spec.mean) / spec.scale
         return scaled
 
@@ -242,12 +259,16 @@ class FeatureSpec(BaseModel):
     ) -> IntArray:
         values = np.asarray(raw)
         if values.dtype.kind not in "UO":
-            errors.add(FieldError(spec.name, None, "must be strings (BYTES)"))
+            errors.add(
+                FieldError(spec.name, None, ErrorCode.WRONG_DATATYPE, "must be strings (BYTES)")
+            )
             return np.full(values.shape[0], UNKNOWN, dtype=np.int64)
         codes = category_codes(values, spec.vocabulary)
         missing = codes == MISSING
         if missing.any():
-            errors.add_rows(spec.name, np.flatnonzero(missing), "value is missing")
+            errors.add_rows(
+                spec.name, np.flatnonzero(missing), ErrorCode.MISSING_VALUE, "value is missing"
+            )
         unknown = codes == UNKNOWN
         if unknown.any():
             if spec.unknown == "reject":
@@ -255,6 +276,7 @@ class FeatureSpec(BaseModel):
                 errors.add_rows(
                     spec.name,
                     np.flatnonzero(unknown),
+                    ErrorCode.UNKNOWN_CATEGORY,
                     f"unknown category; expected one of {expected}",
                 )
             else:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from model.errors import MAX_REPORTED_ERRORS, FieldError
+from model.errors import MAX_REPORTED_ERRORS, ErrorCode, FieldError
 from model.schema import (
     CATEGORICAL_FEATURES,
     CUSTOMER_ID,
@@ -74,7 +74,7 @@ class _Findings:
         self.repaired: dict[str, int] = {}
         self.examples: list[FieldError] = []
 
-    def reject(self, field: str, mask: np.ndarray, reason: str) -> None:
+    def reject(self, field: str, mask: np.ndarray, code: ErrorCode, reason: str) -> None:
         if not mask.any():
             return
         newly = mask & ~self.drop
@@ -83,7 +83,7 @@ class _Findings:
         self.drop |= mask
         room = MAX_REPORTED_ERRORS - len(self.examples)
         self.examples += [
-            FieldError(field, int(r) + 1, reason) for r in np.flatnonzero(mask)[:room]
+            FieldError(field, int(r) + 1, code, reason) for r in np.flatnonzero(mask)[:room]
         ]
 
     def repair(self, reason: str, count: int) -> None:
@@ -128,40 +128,47 @@ def validate(
         )
         missing = codes == MISSING
         missing_values[feature.name] = int(missing.sum())
-        findings.reject(feature.name, missing, "value is missing")
+        findings.reject(feature.name, missing, ErrorCode.MISSING_VALUE, "value is missing")
         unknown = codes == UNKNOWN
         if unknown.any():
             seen = pd.Series(values[unknown]).str.strip().value_counts()
             unknown_categories[feature.name] = {str(k): int(v) for k, v in seen.items()}
-        findings.reject(feature.name, unknown, "unknown category")
+        findings.reject(feature.name, unknown, ErrorCode.UNKNOWN_CATEGORY, "unknown category")
         clean[feature.name] = canonical
 
     for numeric in NUMERIC_FEATURES:
         values, unparsable = parse_numbers(raw[numeric.name].to_numpy(dtype=object))
-        findings.reject(numeric.name, unparsable, "is not a number")
+        findings.reject(numeric.name, unparsable, ErrorCode.NOT_A_NUMBER, "is not a number")
         missing = np.isnan(values) & ~unparsable
         missing_values[numeric.name] = int(missing.sum())
         if numeric.missing == "impute":
             imputed[numeric.name] = int(missing.sum())
         else:
-            findings.reject(numeric.name, missing, "value is missing")
+            findings.reject(numeric.name, missing, ErrorCode.MISSING_VALUE, "value is missing")
         with np.errstate(invalid="ignore"):
             out_of_range = (values < numeric.minimum) | (values > numeric.maximum)
         findings.reject(
             numeric.name,
             out_of_range,
+            ErrorCode.OUT_OF_RANGE,
             f"outside the valid range [{numeric.minimum:g}, {numeric.maximum:g}]",
         )
         if numeric.integer:
             findings.reject(
                 numeric.name,
                 np.isfinite(values) & (values != np.floor(values)),
+                ErrorCode.NOT_WHOLE,
                 "must be a whole number",
             )
         clean[numeric.name] = values
 
     label = category_codes(raw[TARGET].to_numpy(dtype=str), TARGET_VALUES)
-    findings.reject(TARGET, label < 0, f"label must be one of {'/'.join(TARGET_VALUES)}")
+    findings.reject(
+        TARGET,
+        label < 0,
+        ErrorCode.INVALID_LABEL,
+        f"label must be one of {'/'.join(TARGET_VALUES)}",
+    )
     clean[TARGET] = label
 
     copies, duplicate_ids = _handle_duplicates(raw, findings)
@@ -215,7 +222,12 @@ def _handle_duplicates(raw: pd.DataFrame, findings: _Findings) -> tuple[np.ndarr
     distinct = pd.Series(np.where(exact_copies, "", ids), index=ids.index)
     conflicting = distinct.duplicated(keep=False).to_numpy() & with_id & ~exact_copies
     # Which copy is right is unknowable: drop every conflicting row rather than guess.
-    findings.reject(CUSTOMER_ID, conflicting, "duplicate customerID with conflicting values")
+    findings.reject(
+        CUSTOMER_ID,
+        conflicting,
+        ErrorCode.DUPLICATE_ID,
+        "duplicate customerID with conflicting values",
+    )
     return exact_copies, int(ids[with_id].duplicated().sum())
 
 

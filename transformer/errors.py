@@ -26,7 +26,10 @@ class Reason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     NOT_WHOLE = "not_whole_number"
     UNKNOWN_CATEGORY = "unknown_category"
-    INVALID_VALUE = "invalid_value"
+    # Every model.errors.ErrorCode is a Reason too (a unit test holds this), including the
+    # training-only ones, so mapping a contract error can never fail.
+    INVALID_LABEL = "invalid_label"
+    DUPLICATE_ID = "duplicate_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,26 +43,8 @@ class Problem:
         return {"input": self.input, "row": self.row, "reason": self.reason}
 
 
-# The feature spec reports free-text reasons; these prefixes map them onto metric labels.
-# tests/unit/transformer/test_errors.py pins this against errors the real spec raises.
-_SPEC_REASON_PREFIXES: tuple[tuple[str, Reason], ...] = (
-    ("required input is missing", Reason.MISSING_INPUT),
-    ("value is missing", Reason.MISSING_VALUE),
-    ("is not a number", Reason.NOT_A_NUMBER),
-    ("is outside the valid range", Reason.OUT_OF_RANGE),
-    ("must be a whole number", Reason.NOT_WHOLE),
-    ("unknown category", Reason.UNKNOWN_CATEGORY),
-    ("must be strings", Reason.WRONG_DATATYPE),
-    ("has ", Reason.WRONG_SHAPE),
-)
-
-
 def problem_from_field_error(error: FieldError) -> Problem:
-    kind = next(
-        (k for prefix, k in _SPEC_REASON_PREFIXES if error.reason.startswith(prefix)),
-        Reason.INVALID_VALUE,
-    )
-    return Problem(error.field, error.row, error.reason, kind)
+    return Problem(error.field, error.row, error.reason, Reason(error.code.value))
 
 
 class RequestRejected(Exception):
