@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds (or, with CHURN_IMAGE_SOURCE=upstream, pulls) the images the e2e stack runs and loads them
+# into the kind cluster. Both steps skip what is already there (build keys, image IDs on the node).
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# The predictor runtime's image follows CHURN_E2E_PREDICTOR_RUNTIME (lib.sh).
+runtime_image=mlserver
+[[ "$CHURN_E2E_PREDICTOR_RUNTIME" == kserve-sklearnserver ]] && runtime_image=kserve-sklearnserver
+images=(kserve-controller storage-initializer "$runtime_image" prometheus-operator
+	prometheus-config-reloader prometheus metrics-server traefik minio mlflow transformer training)
+
+started=$SECONDS
+bash "$REPO_DIR/hack/images/build.sh" "${images[@]}"
+KIND_CLUSTER="$KIND_CLUSTER_NAME" KIND="$(command -v kind)" bash "$REPO_DIR/hack/images/load.sh" "${images[@]}"
+e2e_log "images built and loaded into $KIND_CLUSTER_NAME in $((SECONDS - started))s"

@@ -1,0 +1,82 @@
+# Shared by the hack/e2e scripts (sourced, not run): versions, paths, the one switch between a
+# cluster built from local images and one from registry images, and small wait helpers.
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are for the scripts that source this file.
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$E2E_DIR/../.." && pwd)"
+# shellcheck source=SCRIPTDIR/../versions.env
+source "$REPO_DIR/hack/versions.env"
+export CHURN_CACHE="${CHURN_CACHE:-$HOME/.cache/churn-serving}"
+export PATH="$CHURN_CACHE/bin:$PATH"
+export CHURN_IMAGE_SOURCE="${CHURN_IMAGE_SOURCE:-local}"
+export KIND_CLUSTER_NAME="${KIND_CLUSTER_NAME:-churn}"
+KUBE_CONTEXT="kind-$KIND_CLUSTER_NAME"
+
+# The predictor runtime follows the image source: KServe's kserve-sklearnserver image cannot be
+# built from a package registry, so local clusters serve the same sklearn model format with
+# MLServer's v2 runtime (docs/e2e.md). Users with registry access get the chart's default.
+case "$CHURN_IMAGE_SOURCE" in
+local) default_runtime=kserve-mlserver ;;
+upstream) default_runtime=kserve-sklearnserver ;;
+*)
+	echo "CHURN_IMAGE_SOURCE must be local or upstream, not '$CHURN_IMAGE_SOURCE'" >&2
+	exit 2
+	;;
+esac
+export CHURN_E2E_PREDICTOR_RUNTIME="${CHURN_E2E_PREDICTOR_RUNTIME:-$default_runtime}"
+
+e2e_log() { printf '[%s %s] %s\n' "$(basename "$0" .sh)" "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+kubectl() { command kubectl --context "$KUBE_CONTEXT" "$@"; }
+
+# Server-side apply: the upstream CRDs are too large for the client-side last-applied annotation,
+# and re-running the install must converge instead of conflicting with our own earlier apply.
+apply() { kubectl apply --server-side --force-conflicts --field-manager churn-e2e "$@" >/dev/null; }
+
+# Where the pinned upstream YAML lives: $CHURN_UPSTREAM_DIR, else ../shared/upstream (offline
+# machines), else $CHURN_CACHE/upstream, fetched by `make fetch-schemas` (needs github.com).
+upstream_dir() {
+	local candidate
+	for candidate in "${CHURN_UPSTREAM_DIR:-}" "$REPO_DIR/../shared/upstream" "$CHURN_CACHE/upstream"; do
+		if [[ -n "$candidate" && -d "$candidate/kserve-$KSERVE_VERSION" ]]; then
+			(cd "$candidate" && pwd)
+			return
+		fi
+	done
+	if [[ "$CHURN_IMAGE_SOURCE" == upstream ]]; then
+		bash "$REPO_DIR/hack/chart/fetch-schemas.sh"
+		echo "$CHURN_CACHE/upstream"
+		return
+	fi
+	e2e_log "no upstream YAML for KServe $KSERVE_VERSION: set CHURN_UPSTREAM_DIR or run make fetch-schemas"
+	return 1
+}
+
+# Waits until the named Deployments in NAMESPACE (default: all of them) are Available.
+wait_deployments() {
+	local namespace="$1"
+	shift
+	local -a targets=(deployment --all)
+	(($#)) && targets=("${@/#/deployment/}")
+	e2e_log "waiting for ${targets[*]} in $namespace to be Available"
+	kubectl -n "$namespace" wait --for=condition=Available "${targets[@]}" --timeout="${WAIT_TIMEOUT:-600s}" >/dev/null ||
+		{
+			dump_namespace "$namespace"
+			return 1
+		}
+}
+
+# Diagnostics for a namespace that did not come up: what runs, recent events, unready pods' state and logs.
+dump_namespace() {
+	local namespace="$1" pod
+	e2e_log "--- diagnostics for namespace $namespace ---"
+	kubectl -n "$namespace" get pods,deployments,jobs -o wide >&2 || true
+	kubectl -n "$namespace" get events --sort-by=.lastTimestamp 2>/dev/null | tail -n 30 >&2 || true
+	for pod in $(kubectl -n "$namespace" get pods -o json | jq -r '.items[]
+			| select(.status.phase != "Succeeded")
+			| select(any(.status.conditions[]?; .type == "Ready" and .status == "True") | not)
+			| .metadata.name'); do
+		kubectl -n "$namespace" describe pod "$pod" | tail -n 25 >&2 || true
+		kubectl -n "$namespace" logs "$pod" --all-containers --tail=40 >&2 || true
+	done
+}

@@ -1,0 +1,52 @@
+"""Step 2: `helm upgrade --install` brings the InferenceService to Ready on the project's images."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import predictor_runtime
+from tests.e2e.journey import NAMESPACE, RELEASE, Release, TrainedModel
+from tests.e2e.kube import Kube
+
+RUNTIME_IMAGES = {
+    "kserve-mlserver": "docker.io/seldonio/mlserver:1.7.1",
+    "kserve-sklearnserver": "docker.io/kserve/sklearnserver:v0.20.0",
+}
+
+
+def test_helm_install_brings_the_inference_service_to_ready(
+    kube: Kube, release: Release, first_model: TrainedModel
+) -> None:
+    isvc = kube.get("-n", NAMESPACE, "inferenceservice", RELEASE)
+    conditions = {c["type"]: c["status"] for c in isvc["status"]["conditions"]}
+    model = isvc["spec"]["predictor"]["model"]
+    (status,) = json.loads(kube.helm("list", "-n", NAMESPACE, "-o", "json"))
+
+    assert conditions["Ready"] == "True", conditions
+    assert conditions["PredictorReady"] == "True"
+    assert conditions["TransformerReady"] == "True"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert model["runtime"] == predictor_runtime()
+    assert model["storageUri"] == first_model.storage_uri
+    assert status["name"] == RELEASE
+    assert status["status"] == "deployed"
+
+
+def test_pods_run_the_project_and_runtime_images(kube: Kube, release: Release) -> None:
+    pods = kube.get("-n", NAMESPACE, "pods", "-l", f"serving.kserve.io/inferenceservice={RELEASE}")
+    running = {
+        pod["metadata"]["labels"]["component"]: {
+            status["name"]: status for status in pod["status"]["containerStatuses"]
+        }
+        for pod in pods["items"]
+        if pod["status"]["phase"] == "Running"
+    }
+
+    transformer = running["transformer"]["kserve-container"]
+    predictor = running["predictor"]["kserve-container"]
+    assert transformer["image"] == "docker.io/churn/transformer:0.1.0"
+    assert transformer["ready"]
+    assert predictor["image"] == RUNTIME_IMAGES[predictor_runtime()]
+    assert predictor["ready"]
+    assert transformer["imageID"]
+    assert predictor["imageID"]

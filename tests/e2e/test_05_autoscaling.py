@@ -1,0 +1,61 @@
+"""Step 5: the chart's HPAs target KServe's Deployments and report metrics from metrics-server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.journey import NAMESPACE, RELEASE, Gateway, Release
+from tests.e2e.kube import Kube, wait_until
+
+VALUES = yaml.safe_load(Path(__file__).with_name("values-e2e.yaml").read_text())
+
+
+@pytest.mark.parametrize("component", ["predictor", "transformer"])
+def test_hpa_targets_the_deployment_and_reports_cpu_from_metrics_server(
+    kube: Kube, release: Release, gateway: Gateway, component: str
+) -> None:
+    name = f"{RELEASE}-{component}"
+    expected = VALUES[component]["autoscaling"]
+
+    hpa = kube.get("-n", NAMESPACE, "hpa", name)
+    (metric,) = hpa["spec"]["metrics"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": name,
+    }
+    assert kube.exists("-n", NAMESPACE, "deployment", name)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
+        expected["minReplicas"], expected["maxReplicas"],
+    )  # fmt: skip
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"] == {
+        "type": "Utilization",
+        "averageUtilization": expected["targetCPUUtilizationPercentage"],
+    }
+
+    def current_cpu() -> dict[str, Any] | None:
+        status = kube.get("-n", NAMESPACE, "hpa", name).get("status", {})
+        active = {c["type"]: c["status"] for c in status.get("conditions", [])}.get("ScalingActive")
+        for current in status.get("currentMetrics") or []:
+            resource = current.get("resource", {})
+            if (
+                active == "True"
+                and resource.get("name") == "cpu"
+                and "averageUtilization" in resource.get("current", {})
+            ):
+                return dict(resource["current"])
+        return None
+
+    reported = wait_until(f"HPA {name} to report CPU from metrics-server", current_cpu, timeout=300)
+    pod_metrics = kube.get("--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods")
+    pods = [p for p in pod_metrics["items"] if p["metadata"]["name"].startswith(f"{name}-")]
+
+    assert reported["averageUtilization"] >= 0
+    assert reported["averageValue"]
+    assert pods
+    assert all(c["usage"]["cpu"] for p in pods for c in p["containers"])

@@ -1,0 +1,76 @@
+"""Step 6: Prometheus scrapes the chart's ServiceMonitor targets and holds the project's metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from devstack.demo import SAMPLE_CUSTOMERS
+from tests.e2e.conftest import predictor_runtime
+from tests.e2e.journey import NAMESPACE, RELEASE, Gateway, Release
+from tests.e2e.kube import PortForward, wait_until
+
+# Requests served, as each predictor runtime counts them.
+PREDICTOR_REQUESTS = {
+    "kserve-mlserver": "model_infer_request_success_total",
+    "kserve-sklearnserver": "request_predict_seconds_count",
+}
+
+
+def query(prometheus: PortForward, promql: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": promql}, timeout=30)
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+def test_service_monitor_targets_are_up(prometheus: PortForward, release: Release) -> None:
+    pools = {f"serviceMonitor/{NAMESPACE}/{RELEASE}-{c}/0" for c in ("transformer", "predictor")}
+
+    def targets_up() -> dict[str, list[str]] | None:
+        response = httpx.get(
+            f"{prometheus.url}/api/v1/targets", params={"state": "active"}, timeout=30
+        )
+        response.raise_for_status()
+        health: dict[str, list[str]] = {}
+        for target in response.json()["data"]["activeTargets"]:
+            if target["scrapePool"] in pools:
+                health.setdefault(target["scrapePool"], []).append(target["health"])
+        ready = set(health) == pools and all(h and set(h) == {"up"} for h in health.values())
+        return health if ready else None
+
+    health = wait_until("both ServiceMonitor target pools to be up", targets_up, timeout=300)
+
+    assert set(health) == pools
+
+
+def test_prometheus_holds_the_project_metrics(
+    prometheus: PortForward, gateway: Gateway, release: Release
+) -> None:
+    for _ in range(5):
+        assert gateway.infer(SAMPLE_CUSTOMERS).status == 200
+    release_series = f'namespace="{NAMESPACE}", isvc="{RELEASE}"'
+    transformer_ok = f'sum(churn_transformer_requests_total{{{release_series}, status="200"}})'
+    predictor_ok = f"sum({PREDICTOR_REQUESTS[predictor_runtime()]}{{{release_series}}})"
+
+    def scraped(promql: str) -> float | None:
+        result = query(prometheus, promql)
+        return (
+            float(result[0]["value"][1]) if result and float(result[0]["value"][1]) >= 5 else None
+        )
+
+    assert (
+        wait_until("transformer request counts in Prometheus", lambda: scraped(transformer_ok), 180)
+        >= 5
+    )
+    assert (
+        wait_until("predictor request counts in Prometheus", lambda: scraped(predictor_ok), 180)
+        >= 5
+    )
+    component_labels = query(
+        prometheus, f'count by (component, arm) (up{{namespace="{NAMESPACE}"}})'
+    )
+    assert {(r["metric"]["component"], r["metric"]["arm"]) for r in component_labels} >= {
+        ("transformer", "stable"), ("predictor", "stable"),
+    }  # fmt: skip
