@@ -14,6 +14,9 @@ source "$HACK_DIR/versions.env"
 CHURN_CACHE="${CHURN_CACHE:-$HOME/.cache/churn-serving}"
 FORCE="${FORCE:-0}"
 
+# docker import records no PATH; Docker supplies a default at run time but containerd (kind) does not.
+IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
 log() { printf 'base-image: %s\n' "$*" >&2; }
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -63,7 +66,7 @@ build_debian_base() {
 	cp -a /usr/local/share/ca-certificates/. "$rootfs/usr/local/share/ca-certificates/" 2>/dev/null || true
 	log "importing as $CHURN_DEBIAN_BASE_IMAGE"
 	tar -C "$rootfs" --numeric-owner -c . |
-		docker import --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' \
+		docker import --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' --change "ENV PATH=$IMAGE_PATH" \
 			--message "debootstrap --variant=minbase $DEBIAN_SUITE $(date -u +%F)" - "$CHURN_DEBIAN_BASE_IMAGE" >/dev/null
 	rm -rf "$rootfs"
 	trap - EXIT

@@ -3,7 +3,7 @@
 #   usage: hack/k8s/build.sh [COMPONENT...]      default: the Kubernetes set below
 #   Kubernetes set: kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet
 #                   kubeadm kubectl etcd coredns
-#   cluster add-ons: kube-router local-path-provisioner pause (hack/k8s/pause) kind
+#   node image and add-ons: crictl kube-router local-path-provisioner pause (hack/k8s/pause) kind
 # Binaries land in $CHURN_CACHE/k8s/$KUBERNETES_VERSION/bin (printed at the end); ones already there
 # are skipped. etcd, CoreDNS and pause are the versions kubeadm $KUBERNETES_VERSION deploys and the
 # add-ons are pinned in hack/versions.env, so the Kubernetes version keys the directory. Go caches
@@ -24,9 +24,9 @@ export CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath -buildvcs=false"
 wrapper_of() {
 	case "$1" in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy | kubelet | kubeadm | kubectl) echo kubernetes ;;
-	etcd | coredns | kube-router | local-path-provisioner | pause | kind) echo "$1" ;;
+	etcd | coredns | crictl | kube-router | local-path-provisioner | pause | kind) echo "$1" ;;
 	*)
-		k8s_log "unknown component '$1' (known: ${KUBERNETES_COMPONENTS[*]} kube-router local-path-provisioner pause kind)"
+		k8s_log "unknown component '$1' (known: ${KUBERNETES_COMPONENTS[*]} crictl kube-router local-path-provisioner pause kind)"
 		exit 2
 		;;
 	esac
@@ -37,6 +37,7 @@ module_of() {
 	case "$1" in
 	etcd) echo "go.etcd.io/etcd/server/v3 $ETCD_VERSION" ;;
 	coredns) echo "github.com/coredns/coredns $COREDNS_VERSION" ;;
+	crictl) echo "sigs.k8s.io/cri-tools $CRI_TOOLS_VERSION" ;;
 	kube-router) echo "github.com/cloudnativelabs/kube-router/v2 $KUBE_ROUTER_VERSION" ;;
 	local-path-provisioner) echo "github.com/rancher/local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" ;;
 	kind) echo "sigs.k8s.io/kind $KIND_VERSION" ;;
@@ -46,6 +47,7 @@ module_of() {
 main_package_of() {
 	case "$1" in
 	etcd) echo "go.etcd.io/etcd/server/v3" ;;
+	crictl) echo "sigs.k8s.io/cri-tools/cmd/crictl" ;;
 	kube-router) echo "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router" ;;
 	pause) echo "churn.local/pause" ;;
 	kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy | kubelet | kubeadm | kubectl)

@@ -24,6 +24,6 @@ kubeadm_images() { "$K8S_BIN_DIR/kubeadm" config images list --kubernetes-versio
 # version builds a new image instead of reusing a stale one.
 node_image() {
 	local inputs
-	inputs="$(cd "$REPO_DIR" && cat hack/versions.env && find hack/k8s/node hack/k8s/pause -type f | sort | xargs cat)"
+	inputs="$(cd "$REPO_DIR" && cat hack/versions.env && find hack/k8s/node hack/k8s/pause hack/k8s/runc-bounded -type f | sort | xargs cat)"
 	printf 'churn.local/kind-node:%s-%s' "$KUBERNETES_VERSION" "$(sha256sum <<<"$inputs" | cut -c1-10)"
 }
