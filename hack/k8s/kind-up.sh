@@ -4,6 +4,7 @@
 #   CHURN_IMAGE_SOURCE=local     (default) node image and kind built here (hack/k8s/node-image.sh)
 #   CHURN_IMAGE_SOURCE=upstream  plain kind with its default kindest/node image, pulled by Docker
 #   KIND_CLUSTER_NAME            cluster name (default churn); kubectl context kind-$KIND_CLUSTER_NAME
+#   KIND_CONFIG                  kind config (default manifests/kind/cluster.yaml)
 #   KIND_SMOKE=0                 skip the pod check
 # kind writes the kubeconfig to $KUBECONFIG (default ~/.kube/config).
 set -euo pipefail
@@ -11,6 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 CHURN_IMAGE_SOURCE="${CHURN_IMAGE_SOURCE:-local}"
 KIND_CLUSTER_NAME="${KIND_CLUSTER_NAME:-churn}"
+KIND_CONFIG="${KIND_CONFIG:-$REPO_DIR/manifests/kind/cluster.yaml}"
 KIND_SMOKE="${KIND_SMOKE:-1}"
 READY_TIMEOUT="${READY_TIMEOUT:-300s}"
 SMOKE_IMAGE=churn.local/kind-smoke:1
@@ -26,12 +28,14 @@ local)
 	mkdir -p "$CHURN_CACHE/bin" && ln -sf "$KIND" "$CHURN_CACHE/bin/kind"
 	KUBECTL="$K8S_BIN_DIR/kubectl"
 	step "node image"
-	node_image_args=(--image "$(bash "$K8S_HACK_DIR/node-image.sh")")
+	node_image="$(bash "$K8S_HACK_DIR/node-image.sh")"
+	node_image_args=(--image "$node_image")
 	smoke_base="$CHURN_DEBIAN_BASE_IMAGE"
 	;;
 upstream)
 	KIND="$(command -v kind)" || { k8s_log "upstream mode needs kind on PATH"; exit 1; }
 	KUBECTL="$(command -v kubectl)" || { k8s_log "upstream mode needs kubectl on PATH"; exit 1; }
+	node_image=""
 	node_image_args=()
 	smoke_base=debian:bookworm-slim
 	;;
@@ -42,12 +46,22 @@ upstream)
 esac
 kubectl() { "$KUBECTL" --context "kind-$KIND_CLUSTER_NAME" "$@"; }
 
-if "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; then
+cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; }
+
+# A cluster from an older local node image (other versions or node files) is replaced, not reused.
+if cluster_exists && [[ -n "$node_image" ]]; then
+	running_image="$(docker inspect --format '{{.Config.Image}}' "$KIND_CLUSTER_NAME-control-plane" 2>/dev/null || true)"
+	if [[ "$running_image" != "$node_image" ]]; then
+		step "cluster $KIND_CLUSTER_NAME runs node image '$running_image', not $node_image: recreating it"
+		"$KIND" delete cluster --name "$KIND_CLUSTER_NAME"
+	fi
+fi
+if cluster_exists; then
 	step "cluster $KIND_CLUSTER_NAME exists; reusing it"
+	"$KIND" export kubeconfig --name "$KIND_CLUSTER_NAME"
 else
 	step "creating cluster $KIND_CLUSTER_NAME"
-	"$KIND" create cluster --name "$KIND_CLUSTER_NAME" "${node_image_args[@]}" \
-		--config "$REPO_DIR/manifests/kind/cluster.yaml"
+	"$KIND" create cluster --name "$KIND_CLUSTER_NAME" "${node_image_args[@]}" --config "$KIND_CONFIG"
 fi
 
 step "waiting for nodes Ready and CoreDNS"
