@@ -34,14 +34,19 @@ def short_path(path: str) -> str:
     return path
 
 
+def is_ours(path: str) -> bool:
+    return (REPO_ROOT / short_path(path).split("/", 1)[0]).is_dir()
+
+
 def component(path: str) -> str:
     """The package a frame belongs to: ours (transformer/, model/), a library, or stdlib."""
     short = short_path(path)
     top = short.split("/", 1)[0]
     if short.startswith("stdlib/"):
-        module = short.split("/")[1].removesuffix(".py")
-        return f"stdlib {module}"
-    if (REPO_ROOT / top).is_dir():
+        return "stdlib " + short.split("/")[1].removesuffix(".py")
+    if short.startswith("<frozen "):  # os, posixpath, importlib: stdlib modules frozen in
+        return "stdlib " + short.removeprefix("<frozen ").removesuffix(">")
+    if is_ours(path):
         return f"{top} (this repo)"
     return top.removesuffix(".py")
 
@@ -88,10 +93,12 @@ def summarize(raw: str, duration_seconds: float, top: int = TOP_FRAMES) -> dict[
             }
             for (function, file), count in self_samples.most_common(top)
         ],
-        "top_total": [
+        # This repo's functions with their callees: the request's stages as the code names them.
+        "ours_total": [
             {"function": function, "file": file, "total_pct": share(count)}
-            for (function, file), count in total_samples.most_common(top)
-        ],
+            for (function, file), count in total_samples.most_common()
+            if is_ours(file)
+        ][:top],
         "self_by_component": [
             {"component": name, "self_pct": share(count)}
             for name, count in by_component.most_common(top)

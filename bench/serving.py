@@ -40,7 +40,14 @@ RESULTS = Path(__file__).parent / "results"
 SMOKE_RESULTS = REPO_ROOT / "build/bench-smoke"
 TOLERANCE = 1e-9
 SEED = 7  # which customers are drawn; training has its own seed (devstack: 42)
-PROFILED_SYSTEM = "chain-sklearnserver-json"  # the deployed default: sklearnserver, v2 JSON
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    system: str
+    process: str
+    batch: int
+    concurrency: int
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,15 @@ class Plan:
     training_rows: int
     warmup_seconds: float
     seconds: float
+    floor_seconds: float  # in-process loops are steady: shorter phases suffice
     # (rows per request, concurrent connections), measured in this order
     phases: tuple[tuple[int, int], ...]
     # distinct request bodies per batch size, cycled by wrk
     bodies: dict[int, int]
     profile_seconds: float
-    profile_phases: tuple[tuple[int, int], ...]
+    profiles: tuple[ProfileSpec, ...]
+    # networked systems to run (None: all); the floors always run
+    systems: tuple[str, ...] | None = None
 
     @property
     def customers(self) -> int:
@@ -66,25 +76,45 @@ FULL = Plan(
     training_rows=5000,
     warmup_seconds=2,
     seconds=10,
+    floor_seconds=5,
     phases=((1, 1), (1, 8), (1, 32), (100, 8), (1000, 8)),
     bodies={1: 64, 100: 8, 1000: 2},
     profile_seconds=10,
-    profile_phases=((1, 32), (1000, 8)),
+    profiles=(
+        # The transformer at batch-1 saturation in the deployed default (kserve-sklearnserver,
+        # v2 JSON); with large batches in front of the fastest predictor (MLServer), where it
+        # is the bottleneck; and kserve-sklearnserver where binary tensors make it slower.
+        ProfileSpec("chain-sklearnserver-json", "transformer", 1, 32),
+        ProfileSpec("chain-mlserver-json", "transformer", 1000, 8),
+        ProfileSpec("chain-sklearnserver-binary", "predictor", 1000, 8),
+    ),
 )
 SMOKE = Plan(
     mode="smoke",
     training_rows=2000,
     warmup_seconds=0,
     seconds=1,
+    floor_seconds=1,
     phases=((1, 1), (1, 8), (100, 8), (1000, 4)),
     bodies={1: 8, 100: 2, 1000: 1},
     profile_seconds=2,
-    profile_phases=((1, 32),),
+    profiles=(ProfileSpec("chain-mlserver-json", "transformer", 1, 32),),
+    # One of each kind, so every wire, launcher and report path runs: the other systems
+    # differ from these only in configuration.
+    systems=(
+        "predictor-sklearnserver-binary",
+        "chain-mlserver-json",
+        "peer-a-mlflow",
+        "peer-b-mlserver-pd",
+    ),
 )
 
 
+_STARTED = time.monotonic()
+
+
 def say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    print(f"[bench {time.monotonic() - _STARTED:4.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -247,50 +277,35 @@ def measure_system(
             name: round(procstat.tree_peak_rss_bytes(process.pid) / 2**20, 1)
             for name, process in running.processes.items()
         }
-        if spec.id == PROFILED_SYSTEM:
+        profiles = [p for p in plan.profiles if p.system == spec.id]
+        if profiles:
             record["profiles"] = [
-                profile_transformer(
-                    running,
-                    prepared[batch],
-                    tools=tools,
-                    plan=plan,
-                    batch=batch,
-                    concurrency=concurrency,
-                    work=work,
-                )
-                for batch, concurrency in plan.profile_phases
+                profile_process(running, prepared[p.batch], p, tools=tools, plan=plan, work=work)
+                for p in profiles
             ]
     return record
 
 
-def profile_transformer(
-    running: Running,
-    prepared: Path,
-    *,
-    tools: Tools,
-    plan: Plan,
-    batch: int,
-    concurrency: int,
-    work: Path,
+def profile_process(
+    running: Running, prepared: Path, spec: ProfileSpec, *, tools: Tools, plan: Plan, work: Path
 ) -> dict[str, Any]:
-    say(f"profiling the transformer with py-spy: batch {batch} x {concurrency} connections")
-    pid = running.processes["transformer"].pid
+    say(f"profiling the {spec.process} with py-spy: batch {spec.batch} x {spec.concurrency}")
     outcome: dict[str, loadgen.LoadResult] = {}
 
     def load() -> None:
         # Outlasts the recording, which needs a moment to attach.
         outcome["load"] = loadgen.run_wrk(
-            tools.wrk, running.url, prepared, concurrency=concurrency,
+            tools.wrk, running.url, prepared, concurrency=spec.concurrency,
             seconds=plan.profile_seconds + 2,
         )  # fmt: skip
 
-    summary = profile.record_during(
-        tools.py_spy, pid, plan.profile_seconds, work / f"py-spy-{batch}x{concurrency}.txt", load
-    )
+    raw = work / f"py-spy-{spec.system}-{spec.process}-{spec.batch}x{spec.concurrency}.txt"
+    pid = running.processes[spec.process].pid
+    summary = profile.record_during(tools.py_spy, pid, plan.profile_seconds, raw, load)
     return {
-        "process": "transformer",
-        "batch": batch,
-        "concurrency": concurrency,
+        "process": spec.process,
+        "batch": spec.batch,
+        "concurrency": spec.concurrency,
         "seconds": plan.profile_seconds,
         "requests_per_second_while_profiled": round(outcome["load"].requests_per_second, 1),
         "errors_while_profiled": outcome["load"].error_count,
@@ -313,7 +328,10 @@ def measure_floors(
         phases = []
         for size in sorted(batches):
             phase = floor.measure(
-                compute, batches[size], warmup_seconds=plan.warmup_seconds, seconds=plan.seconds
+                compute,
+                batches[size],
+                warmup_seconds=min(plan.warmup_seconds, 1),
+                seconds=plan.floor_seconds,
             )
             phases.append(phase)
             say(describe_phase(system_id, {**phase, "other_busy_cores": "n/a"}))
@@ -373,8 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         peer_a, peer_b = save_peer_models(reference, batches[max(batches)][0], work / "peers")
         if not args.only or any(s.startswith("floor") for s in args.only):
             systems += measure_floors(reference, batches, plan)
+        wanted = args.only or plan.systems
         for spec in catalogue(bundle_dir, peer_a, peer_b):
-            if args.only and spec.id not in args.only:
+            if wanted and spec.id not in wanted:
                 continue
             try:
                 systems.append(
@@ -426,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         results["verdicts"] = report.verdicts(results)
         report.write(results, output)
+        if output == RESULTS:
+            report.update_readme(results, Path(__file__).with_name("README.md"))
         say(f"results in {output} after {results['wall_seconds']:.0f} s")
     finally:
         if args.keep:
