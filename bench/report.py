@@ -162,6 +162,17 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]], align: str) -> 
     return [*lines, ""]
 
 
+def _verdict_table(results: Record) -> list[str]:
+    return _table(
+        ["target", "system", "verdict", "numbers"],
+        (
+            [v["target"], v["system"], "PASS" if v["passed"] else "**FAIL**", v["detail"]]
+            for v in results["verdicts"]
+        ),
+        "---",
+    )
+
+
 def _noise(results: Record) -> str:
     other = [p["other_busy_cores"] for s in results["systems"] for p in s.get("phases", [])
              if "other_busy_cores" in p]  # fmt: skip
@@ -194,14 +205,7 @@ def markdown(results: Record) -> str:
         "## Target verdicts",
         "",
     ]
-    lines += _table(
-        ["target", "system", "verdict", "numbers"],
-        (
-            [v["target"], v["system"], "PASS" if v["passed"] else "**FAIL**", v["detail"]]
-            for v in results["verdicts"]
-        ),
-        "---",
-    )
+    lines += _verdict_table(results)
     networked = [s for s in results["systems"] if s["role"] != "floor"]
     concurrencies = sorted({p["concurrency"] for s in networked for p in s["phases"]
                             if p["batch"] == 1})  # fmt: skip
@@ -413,14 +417,7 @@ def update_readme(results: Record, readme: Path) -> None:
         "Full tables, profiles and versions: [results/serving.md](results/serving.md).",
         "",
     ]
-    block += _table(
-        ["target", "system", "verdict", "numbers"],
-        (
-            [v["target"], v["system"], "PASS" if v["passed"] else "**FAIL**", v["detail"]]
-            for v in results["verdicts"]
-        ),
-        "---",
-    )
+    block += _verdict_table(results)
     block.append(README_END)
     readme.write_text(text[:begin] + "\n".join(block) + text[end + len(README_END) :])
 
