@@ -75,5 +75,8 @@ if [[ "$FORCE" == 1 ]] || ! image_exists "$NODE_IMAGE"; then
 	preload_images "${preload[@]}"
 	docker rmi "$STAGE1_IMAGE" >/dev/null
 	k8s_log "built $NODE_IMAGE in $((SECONDS - started))s"
+	# Older node images are 1.4 GB each; Docker refuses to remove one a cluster still runs on.
+	docker images --format '{{.Repository}}:{{.Tag}}' "${NODE_IMAGE%%:*}" | grep -vx "$NODE_IMAGE" |
+		xargs -r docker rmi >/dev/null 2>&1 || true
 fi
 echo "$NODE_IMAGE"
