@@ -57,6 +57,7 @@ configure_bounded_runtime() {
 	full_hex="$(printf '%016x' $(((1 << (last_cap + 1)) - 1)))"
 	[[ "$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)" == "$full_hex" ]] && return
 	if ! command -v jq >/dev/null || ! command -v capsh >/dev/null; then
+		apt-get update -q >&2
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends jq libcap2-bin >&2
 	fi
 	install -D -m 0755 "$(dirname "$0")/k8s/runc-bounded" "$wrapper"
