@@ -56,9 +56,17 @@ if cluster_exists && [[ -n "$node_image" ]]; then
 		"$KIND" delete cluster --name "$KIND_CLUSTER_NAME"
 	fi
 fi
+# A cluster that does not answer (e.g. its node came back with another address after a Docker
+# restart, which invalidates the API server certificate) is replaced too.
+if cluster_exists; then
+	"$KIND" export kubeconfig --name "$KIND_CLUSTER_NAME"
+	if ! kubectl get --raw /readyz --request-timeout 30s >/dev/null; then
+		step "cluster $KIND_CLUSTER_NAME does not answer: recreating it"
+		"$KIND" delete cluster --name "$KIND_CLUSTER_NAME"
+	fi
+fi
 if cluster_exists; then
 	step "cluster $KIND_CLUSTER_NAME exists; reusing it"
-	"$KIND" export kubeconfig --name "$KIND_CLUSTER_NAME"
 else
 	step "creating cluster $KIND_CLUSTER_NAME"
 	"$KIND" create cluster --name "$KIND_CLUSTER_NAME" "${node_image_args[@]}" --config "$KIND_CONFIG"
