@@ -134,6 +134,9 @@ build_group() {
 components=("$@")
 ((${#components[@]})) || components=("${KUBERNETES_COMPONENTS[@]}")
 mkdir -p "$BIN_DIR"
+# Several scripts call this one (CI steps may overlap): one build per version directory at a time.
+exec 9>"$K8S_DIR/.build.lock"
+flock 9
 declare -A missing_by_wrapper=()
 for component in "${components[@]}"; do
 	wrapper="$(wrapper_of "$component")"

@@ -66,6 +66,10 @@ preload_images() {
 	trap - EXIT
 }
 
+# One node image build at a time; a waiting caller then finds the image built.
+mkdir -p "$CHURN_CACHE/k8s"
+exec 9>"$CHURN_CACHE/k8s/.node-image.lock"
+flock 9
 if [[ "$FORCE" == 1 ]] || ! image_exists "$NODE_IMAGE"; then
 	started=$SECONDS
 	bash "$K8S_HACK_DIR/build.sh" kubelet kubeadm kubectl crictl
