@@ -20,10 +20,15 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 # The control-plane images kubeadm $KUBERNETES_VERSION deploys, exactly as it names them.
 kubeadm_images() { "$K8S_BIN_DIR/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION"; }
 
-# The node image tag carries a hash of everything that goes into it, so editing a node file or a
-# version builds a new image instead of reusing a stale one.
+# The node image tag carries a hash of everything that goes into it, so editing a node file or one
+# of its versions builds a new image instead of reusing a stale one (other pins do not matter).
 node_image() {
 	local inputs
-	inputs="$(cd "$REPO_DIR" && cat hack/versions.env && find hack/k8s/node hack/k8s/pause hack/k8s/runc-bounded -type f | sort | xargs cat)"
+	inputs="$(
+		printf '%s\n' "$DEBIAN_SUITE" "$CHURN_DEBIAN_BASE_IMAGE" "$KUBERNETES_VERSION" "$ETCD_VERSION" \
+			"$COREDNS_VERSION" "$PAUSE_VERSION" "$CRI_TOOLS_VERSION" "$KUBE_ROUTER_VERSION" \
+			"$LOCAL_PATH_PROVISIONER_VERSION"
+		cd "$REPO_DIR" && find hack/k8s/node hack/k8s/pause hack/k8s/runc-bounded -type f | sort | xargs cat
+	)"
 	printf 'churn.local/kind-node:%s-%s' "$KUBERNETES_VERSION" "$(sha256sum <<<"$inputs" | cut -c1-10)"
 }
