@@ -26,6 +26,14 @@ export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 
 log() { images_log "$@"; }
 
+case "$CHURN_IMAGE_SOURCE" in
+local | upstream) ;;
+*)
+	echo "build.sh: CHURN_IMAGE_SOURCE must be local or upstream, not '$CHURN_IMAGE_SOURCE'" >&2
+	exit 2
+	;;
+esac
+
 # Runs a long command with its output in LOG, printing a line every PROGRESS_INTERVAL_SECONDS.
 run_logged() {
 	local what="$1" logfile="$2" pid status started=$SECONDS
@@ -92,14 +100,16 @@ module_source_dir() {
 
 # Compiles PACKAGE of MODULE@VERSION once per (version, ldflags, Go version); prints the binary path.
 go_binary() {
-	local module="$1" version="$2" package="$3" ldflags="$4" key out src
+	local module="$1" version="$2" package="$3" ldflags="$4" key out src name
 	key="$(printf '%s\n' "$module" "$version" "$package" "$ldflags" "$(go env GOVERSION)" | sha)"
-	out="$GO_BIN_CACHE/$(basename "$package")-$version-$key"
+	name="$(basename "$module/$package")"
+	[[ "$package" == . ]] && name="$(basename "$module")"
+	out="$GO_BIN_CACHE/$name-$version-$key"
 	if [[ ! -x "$out" ]]; then
 		mkdir -p "$GO_BIN_CACHE"
 		src="$(module_source_dir "$module" "$version")"
 		log "  go build $module@$version ./$package"
-		(cd "$src" && run_logged "go build $(basename "$package")" "$out.log" \
+		(cd "$src" && run_logged "go build $name" "$out.log" \
 			nice -n 10 go build -v -ldflags "-s -w $ldflags" -o "$out.tmp" "./$package")
 		mv "$out.tmp" "$out"
 	fi
@@ -130,17 +140,18 @@ minio_ldflags() {
 	stamp="$(cut -d- -f2 <<<"$version")"
 	release_time="${stamp:0:4}-${stamp:4:2}-${stamp:6:2}T${stamp:8:2}:${stamp:10:2}:${stamp:12:2}Z"
 	echo "-X $pkg.Version=$release_time -X $pkg.ReleaseTag=DEVELOPMENT.${release_time//:/-}" \
-		"-X $pkg.CommitID=${version##*-} -X $pkg.ShortCommitID=${version##*-}"
+		"-X $pkg.CommitID=${version##*-} -X $pkg.ShortCommitID=${version##*-} -X $pkg.CopyrightYear=${stamp:0:4}"
 }
 
-# Sets GO_BINARIES ("binary-path in-image-path" lines) and GO_CHANGES (docker import --change
-# instructions) for a Go image. Entry points and working dirs match the upstream images.
+# Sets GO_FILES ("host-path in-image-path" lines: binaries, config files) and GO_CHANGES
+# (docker import --change instructions) for a Go image. Entry points, working directories and
+# ports match the upstream images.
 go_image_recipe() {
 	local module version revision
 	GO_CHANGES=()
 	case "$1" in
 	kserve-controller)
-		GO_BINARIES="$(go_binary github.com/kserve/kserve "$KSERVE_VERSION" cmd/manager "") /manager"
+		GO_FILES="$(go_binary github.com/kserve/kserve "$KSERVE_VERSION" cmd/manager "") /manager"
 		GO_CHANGES=('ENTRYPOINT ["/manager"]')
 		;;
 	prometheus-operator | prometheus-config-reloader)
@@ -148,7 +159,7 @@ go_image_recipe() {
 		revision="$(module_revision "$module" "$PROMETHEUS_OPERATOR_VERSION")"
 		local command=operator
 		[[ "$1" == prometheus-config-reloader ]] && command=prometheus-config-reloader
-		GO_BINARIES="$(go_binary "$module" "$PROMETHEUS_OPERATOR_VERSION" "cmd/$command" \
+		GO_FILES="$(go_binary "$module" "$PROMETHEUS_OPERATOR_VERSION" "cmd/$command" \
 			"$(prometheus_common_ldflags "$PROMETHEUS_OPERATOR_VERSION" "$revision")") /bin/$command"
 		GO_CHANGES=("ENTRYPOINT [\"/bin/$command\"]")
 		;;
@@ -157,8 +168,10 @@ go_image_recipe() {
 		version="$(prometheus_module_version "$PROMETHEUS_VERSION")"
 		revision="$(module_revision "$module" "$version")"
 		# No `builtinassets` tag: the web UI needs an npm build; the HTTP API is complete without it.
-		GO_BINARIES="$(go_binary "$module" "$version" cmd/prometheus \
+		GO_FILES="$(go_binary "$module" "$version" cmd/prometheus \
 			"$(prometheus_common_ldflags "$PROMETHEUS_VERSION" "$revision")") /bin/prometheus"
+		# The example config upstream ships, so a bare `docker run` starts (it scrapes itself).
+		GO_FILES+=$'\n'"$(module_source_dir "$module" "$version")/documentation/examples/prometheus.yml /etc/prometheus/prometheus.yml"
 		GO_CHANGES=('ENTRYPOINT ["/bin/prometheus"]'
 			'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 			'WORKDIR /prometheus' 'VOLUME ["/prometheus"]' 'EXPOSE 9090')
@@ -166,20 +179,22 @@ go_image_recipe() {
 	metrics-server)
 		module=sigs.k8s.io/metrics-server
 		revision="$(module_revision "$module" "$METRICS_SERVER_VERSION")"
-		GO_BINARIES="$(go_binary "$module" "$METRICS_SERVER_VERSION" cmd/metrics-server \
-			"-X $module/pkg/version.gitVersion=$METRICS_SERVER_VERSION -X $module/pkg/version.gitCommit=$revision") /metrics-server"
+		# metrics-server reports client-go's version variables.
+		local version_pkg=k8s.io/client-go/pkg/version
+		GO_FILES="$(go_binary "$module" "$METRICS_SERVER_VERSION" cmd/metrics-server \
+			"-X $version_pkg.gitVersion=$METRICS_SERVER_VERSION -X $version_pkg.gitCommit=$revision") /metrics-server"
 		GO_CHANGES=('ENTRYPOINT ["/metrics-server"]')
 		;;
 	traefik)
 		module=github.com/traefik/traefik/v3
-		GO_BINARIES="$(go_binary "$module" "$TRAEFIK_VERSION" cmd/traefik \
+		GO_FILES="$(go_binary "$module" "$TRAEFIK_VERSION" cmd/traefik \
 			"-X $module/pkg/version.Version=$TRAEFIK_VERSION") /usr/local/bin/traefik"
 		GO_CHANGES=('ENTRYPOINT ["/usr/local/bin/traefik"]' 'EXPOSE 80')
 		;;
 	minio)
-		GO_BINARIES="$(go_binary github.com/minio/minio "$MINIO_VERSION" . \
+		GO_FILES="$(go_binary github.com/minio/minio "$MINIO_VERSION" . \
 			"$(minio_ldflags github.com/minio/minio/cmd "$MINIO_VERSION")") /usr/bin/minio"
-		GO_BINARIES+=$'\n'"$(go_binary github.com/minio/mc "$MC_VERSION" . \
+		GO_FILES+=$'\n'"$(go_binary github.com/minio/mc "$MC_VERSION" . \
 			"$(minio_ldflags github.com/minio/mc/cmd "$MC_VERSION")") /usr/bin/mc"
 		GO_CHANGES=('ENTRYPOINT ["/usr/bin/minio"]' 'CMD ["server", "/data"]' 'ENV PATH=/usr/bin'
 			'ENV MINIO_CONFIG_ENV_FILE=/etc/config.env' 'VOLUME ["/data"]' 'EXPOSE 9000')
@@ -190,21 +205,26 @@ go_image_recipe() {
 
 is_go_image() { [[ " kserve-controller prometheus-operator prometheus-config-reloader prometheus metrics-server traefik minio " == *" $1 "* ]]; }
 
-# A FROM-scratch image: the static binaries, the host's CA bundle, a non-root user (65532, as
-# distroless "nonroot"), a writable /tmp and, for Prometheus, a writable /prometheus.
+# A FROM-scratch image: the static binaries (and config files) of GO_FILES, the host's CA
+# bundle, a non-root user (65532, as distroless "nonroot") with its home, a writable /tmp and
+# data directories (/data for MinIO, /prometheus).
 import_go_image() {
-	local name="$1" ref="$2" key="$3" rootfs binary target change
+	local name="$1" ref="$2" key="$3" rootfs file target change
 	local -a change_args=()
 	rootfs="$(mktemp -d "$CHURN_CACHE/tmp.$name.XXXXXX")"
-	mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/tmp" "$rootfs/data" "$rootfs/prometheus"
-	while read -r binary target; do
-		install -D -m 0755 "$binary" "$rootfs$target"
-	done <<<"$GO_BINARIES"
+	mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/tmp" "$rootfs/home/nonroot" "$rootfs/data" "$rootfs/prometheus"
+	while read -r file target; do
+		if [[ -x "$file" ]]; then
+			install -D -m 0755 "$file" "$rootfs$target"
+		else
+			install -D -m 0644 "$file" "$rootfs$target"
+		fi
+	done <<<"$GO_FILES"
 	cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
 	printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$rootfs/etc/passwd"
 	printf 'root:x:0:\nnonroot:x:65532:\n' >"$rootfs/etc/group"
 	chmod 1777 "$rootfs/tmp"
-	chown 65532:65532 "$rootfs/data" "$rootfs/prometheus"
+	chown 65532:65532 "$rootfs/home/nonroot" "$rootfs/data" "$rootfs/prometheus"
 	for change in "${GO_CHANGES[@]}" 'USER 65532:65532' "LABEL $BUILD_KEY_LABEL=$key" \
 		"LABEL org.opencontainers.image.title=$name" "LABEL org.opencontainers.image.version=${ref##*:}"; do
 		change_args+=(--change "$change")
@@ -264,7 +284,7 @@ build_image() {
 	fi
 	if is_go_image "$name"; then
 		go_image_recipe "$name"
-		key="$( (printf '%s\n' "$ref" "${GO_CHANGES[@]}"; awk '{print $1}' <<<"$GO_BINARIES" | xargs -n1 basename;
+		key="$( (printf '%s\n' "$ref" "${GO_CHANGES[@]}"; awk '{print $1}' <<<"$GO_FILES" | xargs -n1 basename;
 			sed -n '/^import_go_image()/,/^}/p' "$0") | sha)"
 		ensure_docker
 		if [[ "$FORCE" != 1 && "$(image_key "$ref")" == "$key" ]]; then
