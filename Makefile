@@ -63,6 +63,18 @@ promote: tools ## Make the running canary the stable model (two upgrades; docs/r
 rollback: tools ## helm rollback the release: make rollback [REVISION=N]
 	@bash hack/chart/release.sh rollback $(REVISION)
 
+.PHONY: base-images k8s-bins node-image kind-up kind-down
+base-images: ## Build the local Debian and Python base images (debootstrap + Debian apt).
+	@bash hack/base-image.sh
+k8s-bins: ## Build Kubernetes binaries from Go modules (COMPONENTS="kube-apiserver etcd" for a subset).
+	@bash hack/k8s/build.sh $(COMPONENTS)
+node-image: ## Build the kind node image and control-plane images locally (apt + Go module proxy only).
+	@bash hack/k8s/node-image.sh
+kind-up: ## Create or reuse the kind cluster "churn" and check it (CHURN_IMAGE_SOURCE=local|upstream).
+	@bash hack/k8s/kind-up.sh
+kind-down: ## Delete the kind cluster.
+	@bash hack/k8s/kind-down.sh
+
 .PHONY: bench-training
 bench-training: venv ## Training time and peak memory at 10k, 100k and 1M rows (bench/results/training.*).
 	$(PY) -m bench.training
