@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CHURN_CACHE="${CHURN_CACHE:-$HOME/.cache/churn-serving}"
-WRK_DEBIAN_VERSION=4.1.0-3+b2
-PY_SPY_VERSION=0.4.1
+# WRK_DEBIAN_VERSION, PY_SPY_VERSION
+# shellcheck source=hack/versions.env
+source hack/versions.env
 
 log() { echo "[bench tools] $*" >&2; }
 
