@@ -75,6 +75,12 @@ kind-up: ## Create or reuse the kind cluster "churn" and check it (CHURN_IMAGE_S
 kind-down: ## Delete the kind cluster.
 	@bash hack/k8s/kind-down.sh
 
+.PHONY: images images-load
+images: ## Build the cluster's container images offline (Go module proxy, PyPI); up-to-date ones are skipped.
+	@bash hack/images/build.sh $(IMAGES)
+images-load: images ## Load the images into the kind cluster (KIND_CLUSTER_NAME, default churn).
+	@bash hack/images/load.sh $(IMAGES)
+
 .PHONY: bench-training
 bench-training: venv ## Training time and peak memory at 10k, 100k and 1M rows (bench/results/training.*).
 	$(PY) -m bench.training

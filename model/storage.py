@@ -66,6 +66,8 @@ def write_bytes(uri: str, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         tmp.write(data)
+    # Temporary files are private (0600); a bundle is read by other users (the predictor's UID).
+    os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, path)
 
 

@@ -75,3 +75,10 @@ def test_committed_versions_are_never_overwritten(tmp_path: Path) -> None:
     write(tmp_path)
     with pytest.raises(BundleError, match="never overwritten"):
         write(tmp_path)
+
+
+def test_bundle_files_are_readable_by_other_users(tmp_path: Path) -> None:
+    uri = write(tmp_path)
+    for path in Path(uri).rglob("*"):
+        if path.is_file():
+            assert path.stat().st_mode & 0o044 == 0o044, path
