@@ -29,9 +29,11 @@ PY="$(pick_python)"
 
 uv sync --quiet --frozen --all-extras --python "$PY"
 
-if [[ ! -x .venv-mlserver/bin/mlserver ]] || [[ hack/mlserver-requirements.txt -nt .venv-mlserver/bin/mlserver ]]; then
+# The same hash-locked requirements as the cluster's MLServer runtime image (hack/images/lock.sh).
+runtime_lock=hack/runtime/requirements.txt
+if [[ ! -x .venv-mlserver/bin/mlserver ]] || [[ $runtime_lock -nt .venv-mlserver/bin/mlserver ]]; then
   echo "venv: creating .venv-mlserver (MLServer reference predictor)" >&2
   uv venv --quiet --allow-existing --python "$PY" .venv-mlserver
-  uv pip install --quiet --python .venv-mlserver/bin/python -r hack/mlserver-requirements.txt
+  uv pip install --quiet --require-hashes --python .venv-mlserver/bin/python -r "$runtime_lock"
   touch .venv-mlserver/bin/mlserver
 fi
