@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ def short_path(path: str) -> str:
 
 
 def is_ours(path: str) -> bool:
-    return (REPO_ROOT / short_path(path).split("/", 1)[0]).is_dir()
+    """This repo's code, not the libraries installed in its .venv."""
+    return path.startswith(f"{REPO_ROOT}/") and "/site-packages/" not in path
 
 
 def component(path: str) -> str:
@@ -48,21 +50,32 @@ def component(path: str) -> str:
         return "stdlib " + short.removeprefix("<frozen ").removesuffix(">")
     if is_ours(path):
         return f"{top} (this repo)"
+    if short.startswith("/"):  # outside site-packages, e.g. sklearnserver from the Go module
+        return Path(short).parent.name
     return top.removesuffix(".py")
 
 
-def _parse_frame(frame: str) -> tuple[str, str]:
+@dataclass(frozen=True, slots=True)
+class Frame:
+    function: str
+    file: str  # shortened for display
+    component: str
+    ours: bool
+
+
+def _parse_frame(frame: str) -> Frame:
     match = _FRAME.match(frame)
     if match is None:
-        return frame, ""
-    return match["function"], short_path(match["file"])
+        return Frame(frame, "", "unknown", ours=False)
+    path = match["file"]
+    return Frame(match["function"], short_path(path), component(path), is_ours(path))
 
 
 def summarize(raw: str, duration_seconds: float, top: int = TOP_FRAMES) -> dict[str, Any]:
     """Self and total shares per function, and self shares per component, from py-spy's
     raw (collapsed-stack) output: one ``frame;frame;... count`` line per distinct stack."""
-    self_samples: Counter[tuple[str, str]] = Counter()
-    total_samples: Counter[tuple[str, str]] = Counter()
+    self_samples: Counter[Frame] = Counter()
+    total_samples: Counter[Frame] = Counter()
     by_component: Counter[str] = Counter()
     samples = 0
     for line in raw.splitlines():
@@ -75,7 +88,7 @@ def summarize(raw: str, duration_seconds: float, top: int = TOP_FRAMES) -> dict[
         self_samples[frames[-1]] += count
         for frame in set(frames):
             total_samples[frame] += count
-        by_component[component(frames[-1][1]) if frames[-1][1] else "unknown"] += count
+        by_component[frames[-1].component] += count
 
     def share(count: int) -> float:
         return round(100 * count / samples, 1) if samples else 0.0
@@ -86,18 +99,19 @@ def summarize(raw: str, duration_seconds: float, top: int = TOP_FRAMES) -> dict[
         "busy_share_of_one_core": round(samples / (SAMPLES_PER_SECOND * duration_seconds), 2),
         "top_self": [
             {
-                "function": function,
-                "file": file,
+                "function": frame.function,
+                "file": frame.file,
                 "self_pct": share(count),
-                "total_pct": share(total_samples[(function, file)]),
+                "total_pct": share(total_samples[frame]),
             }
-            for (function, file), count in self_samples.most_common(top)
+            for frame, count in self_samples.most_common(top)
         ],
-        # This repo's functions with their callees: the request's stages as the code names them.
+        # This repo's functions with their callees: the request's stages as the code names them
+        # (entry points, on every stack, left out).
         "ours_total": [
-            {"function": function, "file": file, "total_pct": share(count)}
-            for (function, file), count in total_samples.most_common()
-            if is_ours(file)
+            {"function": frame.function, "file": frame.file, "total_pct": share(count)}
+            for frame, count in total_samples.most_common()
+            if frame.ours and count < samples
         ][:top],
         "self_by_component": [
             {"component": name, "self_pct": share(count)}
