@@ -41,6 +41,29 @@ apply_with_crds() {
 	apply -f "$manifest"
 }
 
+# Until kube-proxy has programmed a new Service, its ClusterIP is an unknown address that the node
+# routes to its default gateway: off this machine. A connection opened in that window (a pod
+# starting next to its Service, the API server probing an APIService) leaks out and, being
+# keep-alive, can stay pinned there (seen here: the transformer's predictor connection and the
+# aggregator's metrics-server checks were answered from outside). Drop, on every node, what is
+# still addressed to the Service range after kube-proxy's DNAT: nothing legitimate is. mangle
+# POSTROUTING sees forwarded and local packets after DNAT, and before any ACCEPT of the CNI's
+# filter chains (kube-router keeps its jumps first in FORWARD and OUTPUT).
+guard_service_range() {
+	local range node
+	range="$(kubectl -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' |
+		sed -n 's/^ *serviceSubnet: *//p')"
+	[[ -n "$range" ]] || {
+		e2e_log "cannot read the Service range from kubeadm-config"
+		return 1
+	}
+	for node in $(kind get nodes --name "$KIND_CLUSTER_NAME"); do
+		docker exec "$node" iptables -t mangle -C POSTROUTING -d "$range" -j DROP 2>/dev/null ||
+			docker exec "$node" iptables -t mangle -I POSTROUTING 1 -d "$range" -j DROP
+	done
+	e2e_log "nodes drop un-translated traffic to the Service range $range"
+}
+
 install_crds() {
 	e2e_log "CRDs: Gateway API $GATEWAY_API_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
 	apply -f "$WORK/e2e/upstream/gateway-api/config/crd/standard/"
@@ -154,6 +177,7 @@ main() {
 	[[ "${E2E_SKIP_IMAGES:-0}" == 1 ]] || bash "$E2E_DIR/images.sh"
 	phase=$SECONDS
 	prepare_workdir
+	guard_service_range
 	install_crds
 	install_addons
 	install_kserve

@@ -49,6 +49,17 @@ def predictor_runtime() -> str:
     return os.environ.get("CHURN_E2E_PREDICTOR_RUNTIME", default)
 
 
+# Steps wait for rollouts and training on a 2-core machine: far beyond the suite-wide default.
+STEP_TIMEOUT_SECONDS = 2400
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        in_suite = item.path.is_relative_to(Path(__file__).parent)
+        if in_suite and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(STEP_TIMEOUT_SECONDS))
+
+
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Kube:
     """kubectl/helm on a kubeconfig holding only the e2e context, so nothing else is touched."""

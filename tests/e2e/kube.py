@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,9 +18,12 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 
 
+LOG = logging.getLogger("e2e")
+
+
 def say(message: str) -> None:
-    """Progress on the terminal even under pytest's output capture (long waits must show life)."""
-    print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", file=sys.__stderr__, flush=True)
+    """Progress of long steps: live on the terminal with `-o log_cli=true` (make e2e sets it)."""
+    LOG.info(message)
 
 
 class CommandFailed(RuntimeError):
