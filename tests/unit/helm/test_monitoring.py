@@ -76,6 +76,23 @@ def test_knative_mode_scrapes_pods_because_knative_owns_the_services(render: Ren
         assert endpoint["portNumber"] == 8080
 
 
+def test_a_separate_predictor_metrics_port_is_declared_scraped_and_opened(render: Render) -> None:
+    """MLServer (kserve-mlserver) serves /metrics on 8082, not on its inference port."""
+    manifests = render(
+        BASE_VALUES, predictor__runtime="kserve-mlserver", predictor__metricsPort=8082
+    )
+    ports = one(manifests, "InferenceService", STABLE)["spec"]["predictor"]["model"]["ports"]
+    monitors = {m["metadata"]["name"]: m for m in by_kind(manifests, "ServiceMonitor")}
+    policy = one(manifests, "NetworkPolicy", f"{STABLE}-predictor")
+    monitoring_ports = [rule["ports"] for rule in policy["spec"]["ingress"]][-1]
+
+    # The inference port stays first: KServe maps the Service's port 80 to the first one.
+    assert [(p["name"], p["containerPort"]) for p in ports] == [("http1", 8080), ("metrics", 8082)]
+    assert monitors[f"{STABLE}-predictor"]["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitors[f"{STABLE}-transformer"]["spec"]["endpoints"][0]["port"] == "http1"
+    assert monitoring_ports == [{"protocol": "TCP", "port": 8082}]
+
+
 def rule_groups(rule: Manifest) -> dict[str, list[Manifest]]:
     return {g["name"].rsplit(".", 1)[1]: g["rules"] for g in rule["spec"]["groups"]}
 
