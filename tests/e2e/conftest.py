@@ -39,6 +39,10 @@ VALUES_FILE = Path(__file__).with_name("values-e2e.yaml")
 DIAGNOSED_NAMESPACES = (NAMESPACE, PLATFORM_NAMESPACE, "kserve", "traefik", "monitoring")
 
 
+# Where each runtime serves Prometheus metrics (chart value predictor.metricsPort).
+METRICS_PORTS = {"kserve-mlserver": 8082, "kserve-sklearnserver": 8080}
+
+
 def predictor_runtime() -> str:
     """Same rule as hack/e2e/lib.sh: the runtime follows the image source unless set explicitly."""
     default = (
@@ -149,7 +153,10 @@ def release_values(tmp_path_factory: pytest.TempPathFactory, kube: Kube) -> list
     private.write_text(
         yaml.safe_dump(
             {
-                "predictor": {"runtime": predictor_runtime()},
+                "predictor": {
+                    "runtime": predictor_runtime(),
+                    "metricsPort": METRICS_PORTS[predictor_runtime()],
+                },
                 "s3": {
                     "accessKeyId": base64.b64decode(secret["MINIO_ROOT_USER"]).decode(),
                     "secretAccessKey": base64.b64decode(secret["MINIO_ROOT_PASSWORD"]).decode(),
