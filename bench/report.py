@@ -15,6 +15,8 @@ import numpy.typing as npt
 
 Record = dict[str, Any]
 PEERS = ("peer-a-mlflow", "peer-b-mlserver-pd")
+# Other jobs using more cores than this during a phase make its throughput suspect.
+DISTURBED_CORES = 0.5
 ROLE_COLOURS = {
     "floor": "tab:gray",
     "predictor": "tab:green",
@@ -93,8 +95,11 @@ def verdicts(results: Record) -> list[Record]:
             found.append(_batch_verdict(chain, systems[predictor_id]))
     phases = [(s["id"], p) for s in results["systems"] for p in s.get("phases", [])]
     profiled = [(s["id"], p) for s in results["systems"] for p in s.get("profiles", [])]
-    errors = sum(p["error_count"] for _, p in phases) + sum(
-        p["errors_while_profiled"] for _, p in profiled
+    discarded = [a for _, p in phases for a in p.get("discarded_attempts", [])]
+    errors = (
+        sum(p["error_count"] for _, p in phases)
+        + sum(a["error_count"] for a in discarded)
+        + sum(p["errors_while_profiled"] for _, p in profiled)
     )
     failing = sorted({sid for sid, p in phases if p["error_count"]} | set(results["failures"]))
     found.append(
@@ -102,7 +107,8 @@ def verdicts(results: Record) -> list[Record]:
             "target": "No errors at any load level",
             "system": "all",
             "passed": errors == 0 and not results["failures"],
-            "detail": f"{errors} failed requests over {len(phases)} phases"
+            "detail": f"{errors} failed requests over {len(phases)} phases "
+            f"(+{len(discarded)} repeated attempts, + profiling runs)"
             + (f"; failing: {', '.join(failing)}" if failing else ""),
         }
     )
@@ -291,6 +297,7 @@ def markdown(results: Record) -> str:
     for s in results["systems"]:
         for prof in s.get("profiles", []):
             lines += _profile_section(s, prof)
+    lines += _disturbed_section(results)
     if results["skipped"] or results["failures"]:
         lines += ["## Not measured", ""]
         lines += [f"- {k}: {v}" for k, v in results["skipped"].items()]
@@ -298,6 +305,40 @@ def markdown(results: Record) -> str:
         lines.append("")
     lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), ""]
     return "\n".join(lines)
+
+
+def _disturbed_section(results: Record) -> list[str]:
+    """Phases that other jobs still disturbed after retries: their throughput is suspect."""
+    disturbed = [
+        (s["id"], p)
+        for s in results["systems"]
+        for p in s.get("phases", [])
+        if p.get("other_busy_cores", 0) > DISTURBED_CORES
+    ]
+    repeated = sum(
+        len(p.get("discarded_attempts", []))
+        for s in results["systems"]
+        for p in s.get("phases", [])
+    )
+    lines = [
+        "## Disturbed phases",
+        "",
+        f"{repeated} phase measurements were repeated because other jobs used more than "
+        f"{DISTURBED_CORES} cores meanwhile. "
+        + (
+            "Still disturbed after that (read their throughput with care; CPU per request "
+            "is little affected):"
+            if disturbed
+            else "No kept phase was disturbed."
+        ),
+        "",
+    ]
+    lines += [
+        f"- {sid}: batch {p['batch']} x {p['concurrency']}: other jobs used "
+        f"{p['other_busy_cores']} cores"
+        for sid, p in disturbed
+    ]
+    return [*lines, ""] if disturbed else lines
 
 
 def _cpu(found: Record | None, process: str, key: str) -> float | None:

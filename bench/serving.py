@@ -63,6 +63,8 @@ class Plan:
     bodies: dict[int, int]
     profile_seconds: float
     profiles: tuple[ProfileSpec, ...]
+    # disturbed phases measured again, at most this many times per run
+    retries: int
     # networked systems to run (None: all); the floors always run
     systems: tuple[str, ...] | None = None
 
@@ -80,6 +82,7 @@ FULL = Plan(
     phases=((1, 1), (1, 8), (1, 32), (100, 8), (1000, 8)),
     bodies={1: 64, 100: 8, 1000: 2},
     profile_seconds=10,
+    retries=10,
     profiles=(
         # The transformer at batch-1 saturation in the deployed default (kserve-sklearnserver,
         # v2 JSON); with large batches in front of the fastest predictor (MLServer), where it
@@ -98,6 +101,7 @@ SMOKE = Plan(
     phases=((1, 1), (1, 8), (100, 8), (1000, 4)),
     bodies={1: 8, 100: 2, 1000: 1},
     profile_seconds=2,
+    retries=0,
     profiles=(ProfileSpec("chain-mlserver-json", "transformer", 1, 32),),
     # One of each kind, so every wire, launcher and report path runs: the other systems
     # differ from these only in configuration.
@@ -180,6 +184,19 @@ def verify(
     return {"requests": sum(len(g) for g in batches.values()), "rows": rows, "max_abs_diff": worst}
 
 
+class RetryBudget:
+    """Phases disturbed by other jobs are measured again, a bounded number of times per run."""
+
+    def __init__(self, retries: int) -> None:
+        self.left = retries
+
+    def should_retry(self, phase: dict[str, Any]) -> bool:
+        if phase["other_busy_cores"] <= report.DISTURBED_CORES or self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
 def run_phase(
     running: Running,
     prepared: Path,
@@ -188,16 +205,44 @@ def run_phase(
     batch: int,
     concurrency: int,
     plan: Plan,
+    budget: RetryBudget,
 ) -> dict[str, Any]:
+    """Warm up, measure; measure again while other jobs disturbed it and the budget allows.
+
+    The least disturbed attempt is kept; the others stay in ``discarded_attempts`` with their
+    errors, which the no-errors verdict counts too.
+    """
     if plan.warmup_seconds:
         loadgen.run_wrk(
             tools.wrk, running.url, prepared, concurrency=concurrency, seconds=plan.warmup_seconds
         )
+
+    def attempt() -> dict[str, Any]:
+        return measure_once(
+            running, prepared, tools, batch=batch, concurrency=concurrency, seconds=plan.seconds
+        )
+
+    attempts = [attempt()]
+    while budget.should_retry(attempts[-1]):
+        say(f"  other jobs used {attempts[-1]['other_busy_cores']} cores: measuring again")
+        attempts.append(attempt())
+    kept = min(attempts, key=lambda a: a["other_busy_cores"])
+    kept["discarded_attempts"] = [
+        {k: a[k] for k in ("requests_per_second", "other_busy_cores", "errors", "error_count")}
+        for a in attempts
+        if a is not kept
+    ]
+    return kept
+
+
+def measure_once(
+    running: Running, prepared: Path, tools: Tools, *, batch: int, concurrency: int, seconds: float
+) -> dict[str, Any]:
     pids = {name: process.pid for name, process in running.processes.items()}
     cpu_before = {name: procstat.tree_cpu_seconds(pid) for name, pid in pids.items()}
     machine_before = procstat.machine_busy_seconds()
     result = loadgen.run_wrk(
-        tools.wrk, running.url, prepared, concurrency=concurrency, seconds=plan.seconds
+        tools.wrk, running.url, prepared, concurrency=concurrency, seconds=seconds
     )
     machine_busy = procstat.machine_busy_seconds() - machine_before
     cpu = {name: procstat.tree_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
@@ -245,6 +290,7 @@ def measure_system(
     reference: Reference,
     tools: Tools,
     plan: Plan,
+    budget: RetryBudget,
     work: Path,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
@@ -269,7 +315,13 @@ def measure_system(
         record["phases"] = []
         for batch, concurrency in plan.phases:
             phase = run_phase(
-                running, prepared[batch], tools, batch=batch, concurrency=concurrency, plan=plan
+                running,
+                prepared[batch],
+                tools,
+                batch=batch,
+                concurrency=concurrency,
+                plan=plan,
+                budget=budget,
             )
             record["phases"].append(phase)
             say(describe_phase(spec.id, phase))
@@ -392,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.only or any(s.startswith("floor") for s in args.only):
             systems += measure_floors(reference, batches, plan)
         wanted = args.only or plan.systems
+        budget = RetryBudget(plan.retries)
         for spec in catalogue(bundle_dir, peer_a, peer_b):
             if wanted and spec.id not in wanted:
                 continue
@@ -403,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                         reference=reference,
                         tools=tools,
                         plan=plan,
+                        budget=budget,
                         work=work,
                     )
                 )
@@ -425,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
                 "phases": [{"batch": b, "concurrency": c} for b, c in plan.phases],
                 "distinct_bodies_per_batch_size": plan.bodies,
                 "load_generator": "wrk, 1 thread, closed loop, keep-alive, 30 s timeout",
+                "disturbed_phase_retries": f"a phase during which other jobs used more than "
+                f"{report.DISTURBED_CORES} cores is measured again (at most {plan.retries} "
+                "times per run); the least disturbed attempt is kept",
                 "training_rows": plan.training_rows,
                 "customer_seed": SEED,
                 "tolerance": TOLERANCE,
