@@ -239,7 +239,7 @@ import_go_image() {
 # Prints "context dockerfile paths..." for a Python image: the files its build reads, for the key.
 python_image_layout() {
 	case "$1" in
-	storage-initializer | kserve-sklearnserver | mlflow) echo "$IMAGES_DIR/$1 $IMAGES_DIR/$1/Dockerfile hack/images/$1" ;;
+	storage-initializer | mlflow) echo "$IMAGES_DIR/$1 $IMAGES_DIR/$1/Dockerfile hack/images/$1" ;;
 	mlserver) echo "$REPO_ROOT/hack/runtime $REPO_ROOT/hack/runtime/Dockerfile hack/runtime" ;;
 	transformer) echo "$REPO_ROOT $REPO_ROOT/Dockerfile.transformer Dockerfile.transformer .dockerignore pyproject.toml uv.lock model transformer" ;;
 	training) echo "$REPO_ROOT $REPO_ROOT/Dockerfile.train Dockerfile.train .dockerignore pyproject.toml uv.lock model training" ;;
@@ -251,17 +251,6 @@ python_image_layout() {
 files_hash() {
 	(cd "$REPO_ROOT" && git ls-files -z --cached --others --exclude-standard -- "$@" |
 		LC_ALL=C sort -zu | xargs -0 sha256sum) | sha
-}
-
-# Copies the sklearnserver package from the kserve Go module (already fetched for the controller)
-# into the build context; the copy is git-ignored.
-stage_sklearnserver_sources() {
-	local dir
-	dir="$(cd / && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" | jq -r .Dir)"
-	rm -rf "$1/sklearnserver"
-	cp -r "$dir/python/sklearnserver/sklearnserver" "$1/sklearnserver"
-	rm -rf "$1/sklearnserver/example_models" "$1"/sklearnserver/test_*.py
-	chmod -R u+w "$1/sklearnserver"
 }
 
 # --- driver -------------------------------------------------------------------------------------
@@ -281,6 +270,10 @@ build_image() {
 		docker pull "$ref" >&2
 		echo pulled
 		return
+	fi
+	if ! image_is_buildable "$name"; then
+		log "$name: KServe publishes no package for its sklearn runtime, so $ref is pulled with CHURN_IMAGE_SOURCE=upstream and never built here; local clusters serve the same model with kserve-mlserver"
+		return 1
 	fi
 	if is_go_image "$name"; then
 		go_image_recipe "$name"
@@ -309,7 +302,6 @@ build_image() {
 		echo skipped
 		return
 	fi
-	[[ "$name" == kserve-sklearnserver ]] && stage_sklearnserver_sources "$context"
 	# --network host: pip and apt inside the build reach the package registries like the host does.
 	run_logged "docker build $name" "$CHURN_CACHE/images/$name.build.log" \
 		nice -n 10 docker build --network host "${build_args[@]}" --label "$BUILD_KEY_LABEL=$key" \

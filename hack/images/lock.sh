@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pins the Python images' dependencies (with hashes) from the versions in hack/versions.env:
-#   hack/images/lock.sh [name...]          storage-initializer kserve-sklearnserver mlserver mlflow
+#   hack/images/lock.sh [name...]          storage-initializer mlserver mlflow
 #   hack/images/lock.sh --check name...    fail if a requirements.txt misses a versions.env pin
 # Writes <context>/requirements.txt, which the Dockerfiles install with --require-hashes. Run it
 # after changing a version; build.sh runs --check first.
@@ -13,9 +13,6 @@ source "$(dirname "$0")/catalog.sh"
 image_requirements() {
 	case "$1" in
 	storage-initializer) echo "kserve-storage==$KSERVE_STORAGE_VERSION" ;;
-	# The standard sklearn runtime's own pins (python/sklearnserver/pyproject.toml in the kserve module).
-	kserve-sklearnserver) printf '%s\n' "kserve[storage]==${KSERVE_VERSION#v}" "kserve-storage==${KSERVE_VERSION#v}" \
-		'scikit-learn~=1.5.1' 'joblib>=1.4,<2' 'pandas>=2.2,<3' ;;
 	# Same pins as the local reference predictor (.venv-mlserver).
 	mlserver) grep -v '^#' "$REPO_ROOT/hack/mlserver-requirements.txt" ;;
 	mlflow) printf '%s\n' "mlflow==$MLFLOW_VERSION" 'boto3>=1.34,<2' ;;
@@ -63,5 +60,5 @@ if [[ "${1:-}" == --check ]]; then
 	shift
 fi
 names=("$@")
-((${#names[@]})) || names=(storage-initializer kserve-sklearnserver mlserver mlflow)
+((${#names[@]})) || names=(storage-initializer mlserver mlflow)
 for name in "${names[@]}"; do "$action" "$name"; done
