@@ -28,13 +28,15 @@ def test_chart_owns_one_hpa_per_component_and_arm_with_scale_down_behaviour(
     manifests = render(BASE_VALUES, **CANARY)
     hpas = {h["metadata"]["name"]: h for h in by_kind(manifests, "HorizontalPodAutoscaler")}
 
-    assert set(hpas) == {f"{isvc}-{c}" for isvc in (STABLE, CANDIDATE) for c in COMPONENTS}
+    # Not KServe's own HPA name (<isvc>-<component>): KServe v0.20 takes such an HPA over and
+    # deletes it when the autoscaler class is external.
+    assert set(hpas) == {f"{isvc}-{c}-hpa" for isvc in (STABLE, CANDIDATE) for c in COMPONENTS}
     for isvc in by_kind(manifests, "InferenceService"):
         # KServe must not create a second HPA fighting over the same Deployment.
         assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "external"
         for component in COMPONENTS:
             assert "minReplicas" not in isvc["spec"][component]
-            hpa = hpas[f"{isvc['metadata']['name']}-{component}"]["spec"]
+            hpa = hpas[f"{isvc['metadata']['name']}-{component}-hpa"]["spec"]
             # KServe's Deployment for a component is named <isvc>-<component>.
             assert hpa["scaleTargetRef"] == {
                 "apiVersion": "apps/v1",
@@ -47,8 +49,8 @@ def test_chart_owns_one_hpa_per_component_and_arm_with_scale_down_behaviour(
                 "averageUtilization": 70,
             }
             assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
-    assert hpas[f"{STABLE}-predictor"]["spec"]["maxReplicas"] == 4
-    assert hpas[f"{STABLE}-transformer"]["spec"]["maxReplicas"] == 6
+    assert hpas[f"{STABLE}-predictor-hpa"]["spec"]["maxReplicas"] == 4
+    assert hpas[f"{STABLE}-transformer-hpa"]["spec"]["maxReplicas"] == 6
 
 
 def test_hpa_bounds_and_target_come_from_values(render: Render) -> None:
@@ -58,7 +60,7 @@ def test_hpa_bounds_and_target_come_from_values(render: Render) -> None:
         transformer__autoscaling__maxReplicas=9,
         transformer__autoscaling__targetCPUUtilizationPercentage=55,
     )
-    hpa = one(manifests, "HorizontalPodAutoscaler", f"{STABLE}-transformer")["spec"]
+    hpa = one(manifests, "HorizontalPodAutoscaler", f"{STABLE}-transformer-hpa")["spec"]
 
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 9)
     assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 55
