@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ from tests.e2e.journey import (
 from tests.e2e.kube import Kube, PortForward, say, wait_until
 
 pytestmark = pytest.mark.e2e
+# Progress lines, not one line per HTTP call of the canary sample.
+for chatty in ("httpx", "botocore", "urllib3"):
+    logging.getLogger(chatty).setLevel(logging.WARNING)
 
 CONTEXT = f"kind-{os.environ.get('KIND_CLUSTER_NAME', 'churn')}"
 VALUES_FILE = Path(__file__).with_name("values-e2e.yaml")

@@ -18,7 +18,8 @@ VALUES = yaml.safe_load(Path(__file__).with_name("values-e2e.yaml").read_text())
 def test_hpa_targets_the_deployment_and_reports_cpu_from_metrics_server(
     kube: Kube, release: Release, gateway: Gateway, component: str
 ) -> None:
-    name = f"{RELEASE}-{component}"
+    name = f"{RELEASE}-{component}-hpa"
+    deployment = f"{RELEASE}-{component}"
     expected = VALUES[component]["autoscaling"]
 
     hpa = kube.get("-n", NAMESPACE, "hpa", name)
@@ -26,9 +27,9 @@ def test_hpa_targets_the_deployment_and_reports_cpu_from_metrics_server(
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "name": name,
+        "name": deployment,
     }
-    assert kube.exists("-n", NAMESPACE, "deployment", name)
+    assert kube.exists("-n", NAMESPACE, "deployment", deployment)
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
         expected["minReplicas"], expected["maxReplicas"],
     )  # fmt: skip
@@ -53,7 +54,7 @@ def test_hpa_targets_the_deployment_and_reports_cpu_from_metrics_server(
 
     reported = wait_until(f"HPA {name} to report CPU from metrics-server", current_cpu, timeout=300)
     pod_metrics = kube.get("--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods")
-    pods = [p for p in pod_metrics["items"] if p["metadata"]["name"].startswith(f"{name}-")]
+    pods = [p for p in pod_metrics["items"] if p["metadata"]["name"].startswith(f"{deployment}-")]
 
     assert reported["averageUtilization"] >= 0
     assert reported["averageValue"]

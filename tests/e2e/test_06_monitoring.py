@@ -18,11 +18,20 @@ PREDICTOR_REQUESTS = {
 }
 
 
+REQUESTS = 7
+
+
 def query(prometheus: PortForward, promql: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": promql}, timeout=30)
     response.raise_for_status()
     result: list[dict[str, Any]] = response.json()["data"]["result"]
     return result
+
+
+def total(prometheus: PortForward, promql: str) -> float:
+    """The value of a `sum(...)` query; 0 before the first sample exists."""
+    result = query(prometheus, promql)
+    return float(result[0]["value"][1]) if result else 0.0
 
 
 def test_service_monitor_targets_are_up(prometheus: PortForward, release: Release) -> None:
@@ -48,29 +57,25 @@ def test_service_monitor_targets_are_up(prometheus: PortForward, release: Releas
 def test_prometheus_holds_the_project_metrics(
     prometheus: PortForward, gateway: Gateway, release: Release
 ) -> None:
-    for _ in range(5):
-        assert gateway.infer(SAMPLE_CUSTOMERS).status == 200
     release_series = f'namespace="{NAMESPACE}", isvc="{RELEASE}"'
-    transformer_ok = f'sum(churn_transformer_requests_total{{{release_series}, status="200"}})'
-    predictor_ok = f"sum({PREDICTOR_REQUESTS[predictor_runtime()]}{{{release_series}}})"
+    served = {
+        "transformer": f'sum(churn_transformer_requests_total{{{release_series}, status="200"}})',
+        "predictor": f"sum({PREDICTOR_REQUESTS[predictor_runtime()]}{{{release_series}}})",
+    }
+    before = {component: total(prometheus, promql) for component, promql in served.items()}
 
-    def scraped(promql: str) -> float | None:
-        result = query(prometheus, promql)
-        return (
-            float(result[0]["value"][1]) if result and float(result[0]["value"][1]) >= 5 else None
-        )
+    for _ in range(REQUESTS):
+        assert gateway.infer(SAMPLE_CUSTOMERS).status == 200
 
-    assert (
-        wait_until("transformer request counts in Prometheus", lambda: scraped(transformer_ok), 180)
-        >= 5
-    )
-    assert (
-        wait_until("predictor request counts in Prometheus", lambda: scraped(predictor_ok), 180)
-        >= 5
-    )
-    component_labels = query(
-        prometheus, f'count by (component, arm) (up{{namespace="{NAMESPACE}"}})'
-    )
-    assert {(r["metric"]["component"], r["metric"]["arm"]) for r in component_labels} >= {
-        ("transformer", "stable"), ("predictor", "stable"),
-    }  # fmt: skip
+    for component, promql in served.items():
+        grown = before[component] + REQUESTS
+
+        def counted(promql: str = promql, grown: float = grown) -> bool:
+            return total(prometheus, promql) >= grown
+
+        wait_until(f"{component} requests in Prometheus to grow by {REQUESTS}", counted, 180)
+    arms = query(prometheus, f'count by (component, arm) (up{{namespace="{NAMESPACE}"}} == 1)')
+    assert {(r["metric"]["component"], r["metric"]["arm"]) for r in arms} >= {
+        ("transformer", "stable"),
+        ("predictor", "stable"),
+    }
