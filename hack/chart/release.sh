@@ -21,10 +21,25 @@ current_value() {
 		python3 -c "import json, sys; v = json.load(sys.stdin); print(v$1)"
 }
 
-# Waits for the InferenceService(s) of the release to report Ready.
+# Waits for the InferenceService(s) of the release to report Ready and for KServe's Deployments to
+# run only pods of the current bundle: Ready stays True through a rolling update while pods of the
+# previous bundle still answer, and `promote` would move traffic back to them.
 wait_ready() {
+	local timeout="${READY_TIMEOUT:-10m}" isvc bundle component deployment
 	kubectl wait "${helm_release[@]}" --for=condition=Ready inferenceservice \
-		-l "app.kubernetes.io/instance=$RELEASE" --timeout="${READY_TIMEOUT:-10m}"
+		-l "app.kubernetes.io/instance=$RELEASE" --timeout="$timeout"
+	for isvc in $(kubectl get "${helm_release[@]}" inferenceservice -l "app.kubernetes.io/instance=$RELEASE" -o name); do
+		# Knative mode: revisions, not <isvc>-<component> Deployments; Ready covers the split.
+		[[ "$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.serving\.kserve\.io/deploymentMode}')" == Standard ]] || continue
+		bundle="$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.churn-predictor/bundle-uri}')"
+		for component in predictor transformer; do
+			deployment="deployment/${isvc#*/}-$component"
+			# KServe copies the InferenceService's annotations onto the pod template it rolls out.
+			kubectl wait "${helm_release[@]}" "$deployment" --timeout="$timeout" \
+				--for="jsonpath={.spec.template.metadata.annotations.churn-predictor/bundle-uri}=$bundle"
+			kubectl rollout status "${helm_release[@]}" "$deployment" --timeout="$timeout"
+		done
+	done
 }
 
 command="${1:-}"
