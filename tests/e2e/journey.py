@@ -165,14 +165,27 @@ class Gateway:
         )
         return Answer(response.status_code, body)
 
-    def settle_on(self, version: str, rows: list[dict[str, Any]], consecutive: int = 10) -> None:
+    def answer_from(
+        self, version: str, rows: list[dict[str, Any]], arm: str | None = None
+    ) -> Answer | None:
+        """The answer to one call if `version` gave it (for waits on route changes)."""
+        answer = self.infer(rows, arm)
+        return answer if answer.status == 200 and answer.model_version == version else None
+
+    def settle_on(
+        self, version: str, rows: list[dict[str, Any]], never: str, consecutive: int = 10
+    ) -> None:
         """Waits until `consecutive` calls in a row are answered by `version`: the Gateway learns
-        about new endpoints asynchronously, a few seconds after a rollout finished."""
+        about new endpoints asynchronously, a few seconds after a rollout finished, and may fail a
+        call meanwhile. An answer from version `never` fails at once: that arm must be gone."""
         streak = 0
 
         def probe() -> bool:
             nonlocal streak
             answer = self.infer(rows)
+            assert answer.status != 200 or answer.model_version != never, (
+                f"answered by {never} after it was replaced"
+            )
             ok = answer.status == 200 and answer.model_version == version
             streak = streak + 1 if ok else 0
             return streak >= consecutive

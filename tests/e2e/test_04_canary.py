@@ -10,6 +10,7 @@ import pytest
 
 from devstack.demo import SAMPLE_CUSTOMERS
 from tests.e2e.journey import RELEASE, Gateway, OfflineModel, Release, TrainedModel
+from tests.e2e.kube import say, wait_until
 
 CANARY_WEIGHT = 30
 REQUESTS = 200
@@ -39,9 +40,11 @@ def test_canary_promotion_and_rollback(
     # Start the canary: `helm upgrade` (make canary) with the second bundle at weight W.
     release.operate("canary", second_model.bundle_uri, str(CANARY_WEIGHT))
     release.wait_serving(CANDIDATE, second_model.bundle_uri)
-    pinned = gateway.infer(SAMPLE_CUSTOMERS, arm="candidate")
-    assert pinned.status == 200, pinned.body
-    assert pinned.model_version == candidate
+    pinned = wait_until(
+        "the route to pin requests to the candidate",
+        lambda: gateway.answer_from(candidate, SAMPLE_CUSTOMERS, arm="candidate"),
+        timeout=120,
+    )
     np.testing.assert_allclose(
         pinned.output("churn_probability"),
         OfflineModel(second_model.bundle_uri).probabilities(SAMPLE_CUSTOMERS),
@@ -53,13 +56,14 @@ def test_canary_promotion_and_rollback(
     answered = Counter(gateway.versions(SAMPLE_CUSTOMERS, REQUESTS))
     low, high = binomial_bounds(REQUESTS, CANARY_WEIGHT)
     assert set(answered) == {stable, candidate}, answered
+    say(f"canary at {CANARY_WEIGHT}%: {dict(answered)}, candidate bounds {low:.0f}-{high:.0f}")
     assert low <= answered[candidate] <= high, (answered, (low, high))
 
-    # Promote (make promote: two upgrades); afterwards the new version answers everything.
+    # Promote (make promote: two upgrades); from then on only the new version answers.
     release.operate("promote")
+    gateway.settle_on(candidate, SAMPLE_CUSTOMERS, never=stable)
     release.wait_serving(RELEASE, second_model.bundle_uri)
     assert not release.kube.exists("-n", "churn", "inferenceservice", CANDIDATE)
-    gateway.settle_on(candidate, SAMPLE_CUSTOMERS)
     assert Counter(gateway.versions(SAMPLE_CUSTOMERS, 50)) == {candidate: 50}
 
     # `helm rollback` to the revision before the canary restores the old model everywhere.
@@ -67,6 +71,6 @@ def test_canary_promotion_and_rollback(
         release.revision_values(installed_revision)["stable"]["bundleUri"] == first_model.bundle_uri
     )
     release.operate("rollback", str(installed_revision))
+    gateway.settle_on(stable, SAMPLE_CUSTOMERS, never=candidate)
     release.wait_serving(RELEASE, first_model.bundle_uri)
-    gateway.settle_on(stable, SAMPLE_CUSTOMERS)
     assert Counter(gateway.versions(SAMPLE_CUSTOMERS, 50)) == {stable: 50}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,9 @@ def test_hpa_targets_the_deployment_and_reports_cpu_from_metrics_server(
         return None
 
     reported = wait_until(f"HPA {name} to report CPU from metrics-server", current_cpu, timeout=300)
-    pod_metrics = kube.get("--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods")
+    pod_metrics = json.loads(
+        kube.kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/pods")
+    )
     pods = [p for p in pod_metrics["items"] if p["metadata"]["name"].startswith(f"{deployment}-")]
 
     assert reported["averageUtilization"] >= 0

@@ -57,7 +57,8 @@ def test_service_monitor_targets_are_up(prometheus: PortForward, release: Releas
 def test_prometheus_holds_the_project_metrics(
     prometheus: PortForward, gateway: Gateway, release: Release
 ) -> None:
-    release_series = f'namespace="{NAMESPACE}", isvc="{RELEASE}"'
+    # Both arms, should a canary run: the Gateway decides which one answers.
+    release_series = f'namespace="{NAMESPACE}", isvc=~"{RELEASE}(-candidate)?"'
     served = {
         "transformer": f'sum(churn_transformer_requests_total{{{release_series}, status="200"}})',
         "predictor": f"sum({PREDICTOR_REQUESTS[predictor_runtime()]}{{{release_series}}})",
