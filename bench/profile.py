@@ -18,6 +18,7 @@ from typing import Any
 
 SAMPLES_PER_SECOND = 100
 TOP_FRAMES = 15
+ENTRY_POINT_SHARE = 0.99
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 _SITE_PACKAGES = re.compile(r".*/site-packages/")
 _STDLIB = re.compile(r".*/lib/python3\.\d+/")
@@ -107,11 +108,11 @@ def summarize(raw: str, duration_seconds: float, top: int = TOP_FRAMES) -> dict[
             for frame, count in self_samples.most_common(top)
         ],
         # This repo's functions with their callees: the request's stages as the code names them
-        # (entry points, on every stack, left out).
+        # (entry points, on (nearly) every stack, left out).
         "ours_total": [
             {"function": frame.function, "file": frame.file, "total_pct": share(count)}
             for frame, count in total_samples.most_common()
-            if frame.ours and count < samples
+            if frame.ours and count < ENTRY_POINT_SHARE * samples
         ][:top],
         "self_by_component": [
             {"component": name, "self_pct": share(count)}

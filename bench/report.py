@@ -398,6 +398,7 @@ def plot(results: Record, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import NullFormatter  # noqa: PLC0415
 
     systems = results["systems"]
     networked = [s for s in systems if s["role"] != "floor"]
@@ -424,6 +425,7 @@ def plot(results: Record, path: Path) -> None:
             color=[ROLE_COLOURS[s["role"]] for s, _ in shown],
         )
         axis.set(xscale="log", title=title, xlabel=unit)
+        axis.xaxis.set_minor_formatter(NullFormatter())  # the log axis' minor labels overlap
         axis.invert_yaxis()
         axis.tick_params(axis="y", labelsize=7)
         for index, (_, value) in enumerate(shown):
@@ -435,12 +437,19 @@ def plot(results: Record, path: Path) -> None:
     bars(batch_axis, [(s, rows_per_second(s, 1000)) for s in systems],
          "Batch 1000 throughput", "rows/s (log)")  # fmt: skip
 
-    processes = ["transformer", "predictor", "server"]
+    # Coloured like the roles elsewhere: the transformer is the chain's own process.
+    processes = {"transformer": "chain", "predictor": "predictor", "server": "peer"}
     bottom = np.zeros(len(networked))
-    for process in processes:
+    for process, role in processes.items():
         values = np.array([_cpu(phase(s, 1), process, "cpu_ms_per_request") or 0.0
                            for s in networked])  # fmt: skip
-        cpu_axis.barh([s["id"] for s in networked], values, left=bottom, label=process)
+        cpu_axis.barh(
+            [s["id"] for s in networked],
+            values,
+            left=bottom,
+            label=process,
+            color=ROLE_COLOURS[role],
+        )
         bottom += values
     cpu_axis.set(title="Server CPU per request, batch 1 at saturation", xlabel="CPU ms / request")
     cpu_axis.invert_yaxis()
