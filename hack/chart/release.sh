@@ -30,7 +30,8 @@ wait_ready() {
 		-l "app.kubernetes.io/instance=$RELEASE" --timeout="$timeout"
 	for isvc in $(kubectl get "${helm_release[@]}" inferenceservice -l "app.kubernetes.io/instance=$RELEASE" -o name); do
 		# Knative mode: revisions, not <isvc>-<component> Deployments; Ready covers the split.
-		[[ "$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.serving\.kserve\.io/deploymentMode}')" == Standard ]] || continue
+		# An arm that is being removed (canary off) is gone by now or soon: nothing to wait for.
+		[[ "$(kubectl get "${helm_release[@]}" "$isvc" --ignore-not-found -o jsonpath='{.metadata.annotations.serving\.kserve\.io/deploymentMode}')" == Standard ]] || continue
 		bundle="$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.churn-predictor/bundle-uri}')"
 		for component in predictor transformer; do
 			deployment="deployment/${isvc#*/}-$component"
