@@ -28,10 +28,14 @@ def query(prometheus: PortForward, promql: str) -> list[dict[str, Any]]:
     return result
 
 
-def total(prometheus: PortForward, promql: str) -> float:
-    """The value of a `sum(...)` query; 0 before the first sample exists."""
-    result = query(prometheus, promql)
-    return float(result[0]["value"][1]) if result else 0.0
+def per_pod(prometheus: PortForward, series: str) -> dict[str, float]:
+    """Counter values by pod: pods replaced by a rollout drop out instead of lowering a sum."""
+    result = query(prometheus, f"sum by (pod) ({series})")
+    return {r["metric"]["pod"]: float(r["value"][1]) for r in result}
+
+
+def growth(before: dict[str, float], after: dict[str, float]) -> float:
+    return sum(value - before.get(pod, 0.0) for pod, value in after.items())
 
 
 def test_service_monitor_targets_are_up(prometheus: PortForward, release: Release) -> None:
@@ -60,19 +64,18 @@ def test_prometheus_holds_the_project_metrics(
     # Both arms, should a canary run: the Gateway decides which one answers.
     release_series = f'namespace="{NAMESPACE}", isvc=~"{RELEASE}(-candidate)?"'
     served = {
-        "transformer": f'sum(churn_transformer_requests_total{{{release_series}, status="200"}})',
-        "predictor": f"sum({PREDICTOR_REQUESTS[predictor_runtime()]}{{{release_series}}})",
+        "transformer": f'churn_transformer_requests_total{{{release_series}, status="200"}}',
+        "predictor": f"{PREDICTOR_REQUESTS[predictor_runtime()]}{{{release_series}}}",
     }
-    before = {component: total(prometheus, promql) for component, promql in served.items()}
+    before = {component: per_pod(prometheus, series) for component, series in served.items()}
 
     for _ in range(REQUESTS):
         assert gateway.infer(SAMPLE_CUSTOMERS).status == 200
 
-    for component, promql in served.items():
-        grown = before[component] + REQUESTS
+    for component, series in served.items():
 
-        def counted(promql: str = promql, grown: float = grown) -> bool:
-            return total(prometheus, promql) >= grown
+        def counted(series: str = series, start: dict[str, float] = before[component]) -> bool:
+            return growth(start, per_pod(prometheus, series)) >= REQUESTS
 
         wait_until(f"{component} requests in Prometheus to grow by {REQUESTS}", counted, 180)
     arms = query(prometheus, f'count by (component, arm) (up{{namespace="{NAMESPACE}"}} == 1)')
