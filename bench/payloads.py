@@ -168,13 +168,12 @@ class TransformerWire:
 
 @dataclass(frozen=True)
 class PredictorWire:
-    """The model matrix as the transformer sends it: FP64 [N, F], v2 JSON or binary."""
+    """The model matrix as the transformer sends it: FP64 [N, F] as v2 JSON."""
 
     model_name: str
-    binary: bool
 
     def request(self, batch: Batch) -> HttpRequest:
-        body, headers = encode_predictor_request(batch.matrix, "bench", self.binary)
+        body, headers = encode_predictor_request(batch.matrix, "bench", binary=False)
         return HttpRequest(f"/v2/models/{self.model_name}/infer", body, headers)
 
     def probabilities(self, body: bytes, headers: Headers, rows: int) -> Probabilities:

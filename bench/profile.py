@@ -51,7 +51,7 @@ def component(path: str) -> str:
         return "stdlib " + short.removeprefix("<frozen ").removesuffix(">")
     if is_ours(path):
         return f"{top} (this repo)"
-    if short.startswith("/"):  # outside site-packages, e.g. sklearnserver from the Go module
+    if short.startswith("/"):  # neither a venv nor this repo: name it by its directory
         return Path(short).parent.name
     return top.removesuffix(".py")
 

@@ -65,8 +65,6 @@ class Plan:
     profiles: tuple[ProfileSpec, ...]
     # disturbed phases measured again, at most this many times per run
     retries: int
-    # networked systems to run (None: all); the floors always run
-    systems: tuple[str, ...] | None = None
 
     @property
     def customers(self) -> int:
@@ -84,12 +82,9 @@ FULL = Plan(
     profile_seconds=10,
     retries=10,
     profiles=(
-        # The transformer at batch-1 saturation in the deployed default (kserve-sklearnserver,
-        # v2 JSON); with large batches in front of the fastest predictor (MLServer), where it
-        # is the bottleneck; and kserve-sklearnserver where binary tensors make it slower.
-        ProfileSpec("chain-sklearnserver-json", "transformer", 1, 32),
+        # The transformer at batch-1 saturation and with large batches.
+        ProfileSpec("chain-mlserver-json", "transformer", 1, 32),
         ProfileSpec("chain-mlserver-json", "transformer", 1000, 8),
-        ProfileSpec("chain-sklearnserver-binary", "predictor", 1000, 8),
     ),
 )
 SMOKE = Plan(
@@ -103,14 +98,6 @@ SMOKE = Plan(
     profile_seconds=2,
     retries=0,
     profiles=(ProfileSpec("chain-mlserver-json", "transformer", 1, 32),),
-    # One of each kind, so every wire, launcher and report path runs: the other systems
-    # differ from these only in configuration.
-    systems=(
-        "predictor-sklearnserver-binary",
-        "chain-mlserver-json",
-        "peer-a-mlflow",
-        "peer-b-mlserver-pd",
-    ),
 )
 
 
@@ -443,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         peer_a, peer_b = save_peer_models(reference, batches[max(batches)][0], work / "peers")
         if not args.only or any(s.startswith("floor") for s in args.only):
             systems += measure_floors(reference, batches, plan)
-        wanted = args.only or plan.systems
+        wanted = args.only
         budget = RetryBudget(plan.retries)
         for spec in catalogue(bundle_dir, peer_a, peer_b):
             if wanted and spec.id not in wanted:
@@ -487,8 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                 "tolerance": TOLERANCE,
                 "transformer_settings": "rate limit lifted (1e9/s); tokens on; everything "
                 "else default (one uvicorn worker, audit log to file)",
-                "predictors": "MLServer with MLSERVER_PARALLEL_WORKERS=0 (devstack); "
-                "kserve-sklearnserver with one worker (devstack)",
+                "predictor": "MLServer with MLSERVER_PARALLEL_WORKERS=0, as devstack starts it",
             },
             "versions": {**tools.versions, **library_versions()},
             "model": {
