@@ -13,5 +13,9 @@ images=(kserve-controller storage-initializer "$runtime_image" prometheus-operat
 
 started=$SECONDS
 bash "$REPO_DIR/hack/images/build.sh" "${images[@]}"
-KIND_CLUSTER="$KIND_CLUSTER_NAME" KIND="$(command -v kind)" bash "$REPO_DIR/hack/images/load.sh" "${images[@]}"
+# One image per load: kind stages a tar of everything it loads under /tmp, and all of them at
+# once (~5 GB) does not fit next to the caches on these machines' disks.
+for image in "${images[@]}"; do
+	KIND_CLUSTER="$KIND_CLUSTER_NAME" KIND="$(command -v kind)" bash "$REPO_DIR/hack/images/load.sh" "$image"
+done
 e2e_log "images built and loaded into $KIND_CLUSTER_NAME in $((SECONDS - started))s"
