@@ -81,7 +81,18 @@ images: ## Build the cluster's container images offline (Go module proxy, PyPI);
 images-load: images ## Load the images into the kind cluster (KIND_CLUSTER_NAME, default churn).
 	@bash hack/images/load.sh $(IMAGES)
 
-.PHONY: bench-training
+.PHONY: stack-up e2e
+stack-up: venv tools ## Build and load the stack's images, install KServe, Traefik, Prometheus, metrics-server, MinIO, MLflow (idempotent).
+	@bash hack/e2e/images.sh
+	@bash hack/e2e/stack-up.sh
+e2e: venv tools ## Offline kind cluster + images + stack + tests/e2e, then teardown (docs/e2e.md; E2E_KEEP_CLUSTER=1 keeps it).
+	@bash hack/e2e/run.sh
+
+.PHONY: bench bench-smoke bench-training
+bench: venv ## Serving benchmark: the chain vs predictor alone and two peers, wrk load (~12 min; bench/results/serving.*).
+	$(PY) -m bench.serving
+bench-smoke: venv ## The serving benchmark harness in about a minute (CI); no timing claims.
+	$(PY) -m bench.serving --smoke
 bench-training: venv ## Training time and peak memory at 10k, 100k and 1M rows (bench/results/training.*).
 	$(PY) -m bench.training
 
