@@ -23,12 +23,14 @@ import yaml
 
 from devstack.demo import SAMPLE_CUSTOMERS
 from tests.e2e.journey import (
+    METRICS_PORTS,
     NAMESPACE,
     PLATFORM_NAMESPACE,
     RELEASE,
     Gateway,
     Release,
     TrainedModel,
+    predictor_runtime,
     run_training_job,
 )
 from tests.e2e.kube import Kube, PortForward, say, wait_until
@@ -41,20 +43,6 @@ for chatty in ("httpx", "botocore", "urllib3"):
 CONTEXT = f"kind-{os.environ.get('KIND_CLUSTER_NAME', 'churn')}"
 VALUES_FILE = Path(__file__).with_name("values-e2e.yaml")
 DIAGNOSED_NAMESPACES = (NAMESPACE, PLATFORM_NAMESPACE, "kserve", "traefik", "monitoring")
-
-
-# Where each runtime serves Prometheus metrics (chart value predictor.metricsPort).
-METRICS_PORTS = {"kserve-mlserver": 8082, "kserve-sklearnserver": 8080}
-
-
-def predictor_runtime() -> str:
-    """Same rule as hack/e2e/lib.sh: the runtime follows the image source unless set explicitly."""
-    default = (
-        "kserve-sklearnserver"
-        if os.environ.get("CHURN_IMAGE_SOURCE") == "upstream"
-        else ("kserve-mlserver")
-    )
-    return os.environ.get("CHURN_E2E_PREDICTOR_RUNTIME", default)
 
 
 # Steps wait for rollouts and training on a 2-core machine: far beyond the suite-wide default.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,9 @@ import yaml
 
 from devstack.demo import SAMPLE_CUSTOMERS, v2_request
 from model.bundle import MODEL_PATH, load_serving_bundle, read_verified
-from model.schema import CUSTOMER_ID, FEATURES, NumericFeature
+from model.schema import CUSTOMER_ID
 from tests.e2e.kube import REPO, CommandFailed, Kube, say, wait_until
+from tests.rows import spec_columns
 from training.synthetic import generate
 
 RELEASE = "churn"
@@ -25,6 +27,20 @@ CHART = REPO / "helm" / "churn-predictor"
 RELEASE_SCRIPT = REPO / "hack" / "chart" / "release.sh"
 TRAINING_TIMEOUT = 1200.0
 ROLLOUT_TIMEOUT = 900.0
+
+
+# Where each runtime serves Prometheus metrics (chart value predictor.metricsPort).
+METRICS_PORTS = {"kserve-mlserver": 8082, "kserve-sklearnserver": 8080}
+
+
+def predictor_runtime() -> str:
+    """Same rule as hack/e2e/lib.sh: the runtime follows the image source unless set explicitly."""
+    default = (
+        "kserve-sklearnserver"
+        if os.environ.get("CHURN_IMAGE_SOURCE") == "upstream"
+        else ("kserve-mlserver")
+    )
+    return os.environ.get("CHURN_E2E_PREDICTOR_RUNTIME", default)
 
 
 @dataclass(frozen=True)
@@ -111,16 +127,7 @@ class OfflineModel:
         )
 
     def probabilities(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        columns: dict[str, np.ndarray] = {}
-        for feature in FEATURES:
-            values = [row[feature.name] for row in rows]
-            if isinstance(feature, NumericFeature):
-                columns[feature.name] = np.array(
-                    [float(v) if str(v).strip() else np.nan for v in values]
-                )
-            else:
-                columns[feature.name] = np.array(values, dtype=object)
-        matrix = self.bundle.spec.transform(columns).matrix
+        matrix = self.bundle.spec.transform(spec_columns(rows)).matrix
         return np.asarray(self.classifier.predict_proba(matrix)[:, 1])
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import predictor_runtime
-from tests.e2e.journey import NAMESPACE, RELEASE, Release, TrainedModel
+import yaml
+
+from tests.e2e.journey import CHART, NAMESPACE, RELEASE, Release, TrainedModel, predictor_runtime
 from tests.e2e.kube import Kube
 
+# The chart runs the transformer image tagged with its appVersion (hack/images builds that tag).
+TRANSFORMER_IMAGE = "docker.io/churn/transformer:{}".format(
+    yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+)
 RUNTIME_IMAGES = {
     "kserve-mlserver": "docker.io/seldonio/mlserver:1.7.1",
     "kserve-sklearnserver": "docker.io/kserve/sklearnserver:v0.20.0",
@@ -44,7 +49,7 @@ def test_pods_run_the_project_and_runtime_images(kube: Kube, release: Release) -
 
     transformer = running["transformer"]["kserve-container"]
     predictor = running["predictor"]["kserve-container"]
-    assert transformer["image"] == "docker.io/churn/transformer:0.1.0"
+    assert transformer["image"] == TRANSFORMER_IMAGE
     assert transformer["ready"]
     assert predictor["image"] == RUNTIME_IMAGES[predictor_runtime()]
     assert predictor["ready"]

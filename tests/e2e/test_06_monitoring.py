@@ -7,8 +7,7 @@ from typing import Any
 import httpx
 
 from devstack.demo import SAMPLE_CUSTOMERS
-from tests.e2e.conftest import predictor_runtime
-from tests.e2e.journey import NAMESPACE, RELEASE, Gateway, Release
+from tests.e2e.journey import NAMESPACE, RELEASE, Gateway, Release, predictor_runtime
 from tests.e2e.kube import PortForward, wait_until
 
 # Requests served, as each predictor runtime counts them.

@@ -15,6 +15,7 @@ import pytest
 from devstack.stack import Stack, new_token, serving_stack, train_bundle
 from model.bundle import MODEL_PATH, ServingBundle, load_serving_bundle
 from model.schema import CUSTOMER_ID, FEATURES, NumericFeature
+from tests.rows import spec_columns
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +30,7 @@ class Trained:
 
     def matrix(self, customers: list[dict[str, Any]]) -> np.ndarray:
         """The model matrix the bundle's spec builds for these rows, in process."""
-        columns: dict[str, np.ndarray] = {}
-        for feature in FEATURES:
-            values = [row[feature.name] for row in customers]
-            if isinstance(feature, NumericFeature):
-                columns[feature.name] = np.array(
-                    [float(v) if str(v).strip() else np.nan for v in values]
-                )
-            else:
-                columns[feature.name] = np.array(values, dtype=object)
-        return self.bundle.spec.transform(columns).matrix
+        return self.bundle.spec.transform(spec_columns(customers)).matrix
 
     def expected_probabilities(self, customers: list[dict[str, Any]]) -> np.ndarray:
         """The in-process pipeline: the bundle's spec, then its scikit-learn model."""
