@@ -37,7 +37,7 @@ trap finish EXIT
 
 phase cluster bash "$REPO_DIR/hack/k8s/kind-up.sh"
 phase images bash "$E2E_DIR/images.sh"
-phase stack env E2E_SKIP_IMAGES=1 bash "$E2E_DIR/stack-up.sh"
+phase stack bash "$E2E_DIR/stack-up.sh"
 # shellcheck disable=SC2086 # PYTEST_ARGS is a list of arguments
 phase suite "$PYTEST" "$REPO_DIR/tests/e2e" -v -p no:cacheprovider \
 	-o log_cli=true --log-cli-level=INFO ${PYTEST_ARGS:-}

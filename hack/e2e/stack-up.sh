@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the serving stack on the kind cluster of hack/k8s/kind-up.sh. Idempotent: re-running it
 # on a cluster that has the stack converges and returns quickly.
-#   1. images: hack/e2e/images.sh (skipped with E2E_SKIP_IMAGES=1, when the caller just ran it)
+# The images must be loaded first: hack/e2e/images.sh (`make stack-up` runs both).
+#   1. a guard on the nodes: traffic to not-yet-programmed Service IPs must not leave the machine
 #   2. CRDs: Gateway API, prometheus-operator, KServe
 #   3. metrics-server, prometheus-operator + Prometheus, Traefik (GatewayClass "traefik")
 #   4. KServe controller in Standard mode with self-generated webhook certificates, then its runtimes
@@ -169,13 +170,11 @@ wait_stack() {
 }
 
 main() {
-	local started=$SECONDS phase
+	local started=$SECONDS
 	kubectl get --raw /readyz >/dev/null || {
 		e2e_log "cluster $KUBE_CONTEXT is not reachable: run hack/k8s/kind-up.sh (make kind-up) first"
 		exit 1
 	}
-	[[ "${E2E_SKIP_IMAGES:-0}" == 1 ]] || bash "$E2E_DIR/images.sh"
-	phase=$SECONDS
 	prepare_workdir
 	guard_service_range
 	install_crds
@@ -183,7 +182,7 @@ main() {
 	install_kserve
 	install_platform
 	wait_stack
-	e2e_log "stack installed in $((SECONDS - phase))s (total $((SECONDS - started))s); predictor runtime: $CHURN_E2E_PREDICTOR_RUNTIME"
+	e2e_log "stack installed in $((SECONDS - started))s; predictor runtime: $CHURN_E2E_PREDICTOR_RUNTIME"
 }
 
 main "$@"
