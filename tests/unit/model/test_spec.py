@@ -10,33 +10,16 @@ from model.schema import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from model.spec import (
     MISSING,
     UNKNOWN,
-    CategoricalSpec,
     FeatureSpec,
-    NumericSpec,
+    UnknownPolicy,
     category_codes,
     parse_numbers,
 )
+from tests.specs import schema_spec
 
 
-def make_spec(unknown: str = "reject") -> FeatureSpec:
-    numeric = tuple(
-        NumericSpec(
-            name=f.name,
-            minimum=f.minimum,
-            maximum=f.maximum,
-            integer=f.integer,
-            missing=f.missing,
-            impute_value=7.0 if f.missing == "impute" else None,
-            mean=2.0,
-            scale=4.0,
-        )
-        for f in NUMERIC_FEATURES
-    )
-    categorical = tuple(
-        CategoricalSpec(name=f.name, vocabulary=f.values, unknown=unknown)  # type: ignore[arg-type]
-        for f in CATEGORICAL_FEATURES
-    )
-    return FeatureSpec.build(numeric, categorical)
+def make_spec(unknown: UnknownPolicy = "reject") -> FeatureSpec:
+    return schema_spec(impute_value=7.0, mean=2.0, scale=4.0, unknown=unknown)
 
 
 def columns(rows: int = 2) -> dict[str, np.ndarray]:

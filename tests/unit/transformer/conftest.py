@@ -6,30 +6,14 @@ from typing import Any
 
 import pytest
 
-from model.schema import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, NumericFeature
-from model.spec import CategoricalSpec, FeatureSpec, NumericSpec
+from model.schema import FEATURES, NumericFeature
+from model.spec import FeatureSpec
+from tests.specs import schema_spec
 from transformer.codec import RequestDecoder
 
 
 def make_spec() -> FeatureSpec:
-    numeric = tuple(
-        NumericSpec(
-            name=f.name,
-            minimum=f.minimum,
-            maximum=f.maximum,
-            integer=f.integer,
-            missing=f.missing,
-            impute_value=0.0 if f.missing == "impute" else None,
-            mean=1.0,
-            scale=2.0,
-        )
-        for f in NUMERIC_FEATURES
-    )
-    categorical = tuple(
-        CategoricalSpec(name=f.name, vocabulary=f.values, unknown="reject")
-        for f in CATEGORICAL_FEATURES
-    )
-    return FeatureSpec.build(numeric, categorical)
+    return schema_spec(impute_value=0.0, mean=1.0, scale=2.0)
 
 
 def v2_inputs(rows: int = 2) -> list[dict[str, Any]]:
