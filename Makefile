@@ -81,7 +81,9 @@ images: ## Build the cluster's container images offline (Go module proxy, PyPI);
 images-load: images ## Load the images into the kind cluster (KIND_CLUSTER_NAME, default churn).
 	@bash hack/images/load.sh $(IMAGES)
 
-.PHONY: stack-up e2e
+.PHONY: train stack-up e2e
+train: tools ## Run the training Job in the kind cluster (manifests/training); prints the JSON summary.
+	@bash hack/e2e/train.sh
 stack-up: venv tools ## Build and load the stack's images, install KServe, Traefik, Prometheus, metrics-server, MinIO, MLflow (idempotent).
 	@bash hack/e2e/images.sh
 	@bash hack/e2e/stack-up.sh
