@@ -35,7 +35,6 @@ from tests.e2e.journey import (
 )
 from tests.e2e.kube import Kube, PortForward, say, wait_until
 
-pytestmark = pytest.mark.e2e
 # Progress lines, not one line per HTTP call of the canary sample.
 for chatty in ("httpx", "botocore", "urllib3"):
     logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -51,8 +50,10 @@ STEP_TIMEOUT_SECONDS = 2400
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        in_suite = item.path.is_relative_to(Path(__file__).parent)
-        if in_suite and item.get_closest_marker("timeout") is None:
+        if not item.path.is_relative_to(Path(__file__).parent):
+            continue
+        item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(STEP_TIMEOUT_SECONDS))
 
 
@@ -66,8 +67,8 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Kube:
     )  # fmt: skip
     if view.returncode != 0:
         pytest.fail(f"no kube context {CONTEXT}: run `make kind-up stack-up` first\n{view.stderr}")
+    kubeconfig.touch(mode=0o600)
     kubeconfig.write_text(view.stdout)
-    kubeconfig.chmod(0o600)
     cluster = Kube(kubeconfig)
     cluster.kubectl("get", "--raw", "/readyz")
     return cluster

@@ -25,6 +25,7 @@ NAMESPACE = "churn"
 PLATFORM_NAMESPACE = "churn-system"
 CHART = REPO / "helm" / "churn-predictor"
 RELEASE_SCRIPT = REPO / "hack" / "chart" / "release.sh"
+BUNDLE_ANNOTATION = "churn-predictor/bundle-uri"
 TRAINING_TIMEOUT = 1200.0
 ROLLOUT_TIMEOUT = 900.0
 
@@ -35,11 +36,8 @@ METRICS_PORTS = {"kserve-mlserver": 8082, "kserve-sklearnserver": 8080}
 
 def predictor_runtime() -> str:
     """Same rule as hack/e2e/lib.sh: the runtime follows the image source unless set explicitly."""
-    default = (
-        "kserve-sklearnserver"
-        if os.environ.get("CHURN_IMAGE_SOURCE") == "upstream"
-        else ("kserve-mlserver")
-    )
+    upstream = os.environ.get("CHURN_IMAGE_SOURCE") == "upstream"
+    default = "kserve-sklearnserver" if upstream else "kserve-mlserver"
     return os.environ.get("CHURN_E2E_PREDICTOR_RUNTIME", default)
 
 
@@ -47,7 +45,6 @@ def predictor_runtime() -> str:
 class TrainedModel:
     """What one in-cluster training run produced, from its JSON summary."""
 
-    job: str
     bundle_uri: str
     storage_uri: str
     version: str
@@ -101,10 +98,9 @@ def run_training_job(kube: Kube, name: str, seed: int) -> TrainedModel:
         raise CommandFailed(f"training Job {name} failed:\n{log[-3000:]}")
     summary = last_json_object(log)
     return TrainedModel(
-        job=name,
         bundle_uri=summary["bundle_uri"],
         storage_uri=summary["storage_uri"],
-        version=summary["bundle_uri"].rstrip("/").rsplit("/", 1)[-1],
+        version=summary["version"],
         registered_version=str(summary["model_version"]),
         summary=summary,
     )
@@ -229,12 +225,6 @@ class Release:
         say(f"release.sh {' '.join(args)}")
         self.kube.run("bash", str(RELEASE_SCRIPT), *args, timeout=ROLLOUT_TIMEOUT + 120)
 
-    def values(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(
-            self.kube.helm("get", "values", RELEASE, "-n", NAMESPACE, "--all", "-o", "json")
-        )
-        return parsed
-
     def history(self) -> list[dict[str, Any]]:
         parsed: list[dict[str, Any]] = json.loads(
             self.kube.helm("history", RELEASE, "-n", NAMESPACE, "-o", "json")
@@ -259,19 +249,21 @@ class Release:
             conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
             if conditions.get("Ready") != "True":
                 return False
-            transformer = self.kube.get("-n", NAMESPACE, "deployment", f"{isvc}-transformer")
-            predictor = self.kube.get("-n", NAMESPACE, "deployment", f"{isvc}-predictor")
-            (container,) = (
-                c for c in transformer["spec"]["template"]["spec"]["containers"]
-                if c["name"] == "kserve-container"
-            )  # fmt: skip
-            env = {e["name"]: e.get("value") for e in container.get("env", [])}
-            if env.get("CHURN_TRANSFORMER_BUNDLE_URI") != bundle_uri:
-                return False
-            if f"{bundle_uri}/model" not in json.dumps(predictor["spec"]["template"]):
-                return False
-            return all(deployment_rolled_out(d) for d in (transformer, predictor)) and not (
-                self._pods_of_other_revisions(isvc)
+            deployments = [
+                self.kube.get("-n", NAMESPACE, "deployment", f"{isvc}-{component}")
+                for component in ("predictor", "transformer")
+            ]
+            # KServe copies the InferenceService's annotations (the chart's bundle URI among
+            # them) onto the pod templates it rolls out.
+            on_bundle = all(
+                d["spec"]["template"]["metadata"]["annotations"].get(BUNDLE_ANNOTATION)
+                == bundle_uri
+                for d in deployments
+            )
+            return (
+                on_bundle
+                and all(deployment_rolled_out(d) for d in deployments)
+                and not (self._pods_of_other_revisions(isvc))
             )
 
         wait_until(f"{isvc} serving {bundle_uri.rsplit('/', 1)[-1]}", rolled_out, ROLLOUT_TIMEOUT)
