@@ -23,24 +23,29 @@ current_value() {
 
 # Waits for the InferenceService(s) of the release to report Ready and for KServe's Deployments to
 # run only pods of the current bundle: Ready stays True through a rolling update while pods of the
-# previous bundle still answer, and `promote` would move traffic back to them.
+# previous bundle still answer, and `promote` would move traffic back to them. An arm the upgrade
+# removes (canary off) is skipped: it is being deleted, or gone while we wait.
 wait_ready() {
-	local timeout="${READY_TIMEOUT:-10m}" isvc bundle component deployment
-	kubectl wait "${helm_release[@]}" --for=condition=Ready inferenceservice \
-		-l "app.kubernetes.io/instance=$RELEASE" --timeout="$timeout"
-	for isvc in $(kubectl get "${helm_release[@]}" inferenceservice -l "app.kubernetes.io/instance=$RELEASE" -o name); do
+	local timeout="${READY_TIMEOUT:-10m}" name deleting isvc bundle component deployment
+	while read -r name deleting; do
+		[[ -n "$name" && -z "$deleting" ]] || continue
+		isvc="inferenceservice/$name"
+		if ! kubectl wait "${helm_release[@]}" "$isvc" --for=condition=Ready --timeout="$timeout"; then
+			kubectl get "${helm_release[@]}" "$isvc" >/dev/null 2>&1 || continue
+			return 1
+		fi
 		# Knative mode: revisions, not <isvc>-<component> Deployments; Ready covers the split.
-		# An arm that is being removed (canary off) is gone by now or soon: nothing to wait for.
-		[[ "$(kubectl get "${helm_release[@]}" "$isvc" --ignore-not-found -o jsonpath='{.metadata.annotations.serving\.kserve\.io/deploymentMode}')" == Standard ]] || continue
+		[[ "$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.serving\.kserve\.io/deploymentMode}')" == Standard ]] || continue
 		bundle="$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.churn-predictor/bundle-uri}')"
 		for component in predictor transformer; do
-			deployment="deployment/${isvc#*/}-$component"
+			deployment="deployment/$name-$component"
 			# KServe copies the InferenceService's annotations onto the pod template it rolls out.
 			kubectl wait "${helm_release[@]}" "$deployment" --timeout="$timeout" \
 				--for="jsonpath={.spec.template.metadata.annotations.churn-predictor/bundle-uri}=$bundle"
 			kubectl rollout status "${helm_release[@]}" "$deployment" --timeout="$timeout"
 		done
-	done
+	done < <(kubectl get "${helm_release[@]}" inferenceservice -l "app.kubernetes.io/instance=$RELEASE" \
+		-o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.deletionTimestamp}{"\n"}{end}')
 }
 
 command="${1:-}"
