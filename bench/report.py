@@ -64,8 +64,7 @@ def rows_per_second(system: Record, batch: int) -> float | None:
 
 def requests_per_cpu_second(system: Record, batch: int) -> float | None:
     """Requests per second of server CPU (all its processes) at ``batch`` rows, most
-    connections: throughput as if each request had a core to itself, so it barely moves
-    when other jobs compete for the machine."""
+    connections: throughput as if the system had a core to itself, whatever the sharing."""
     found = phase(system, batch)
     cpu_ms = sum(found["cpu_ms_per_request"].values()) if found else 0.0
     return 1000 / cpu_ms if cpu_ms else None
@@ -269,7 +268,8 @@ def markdown(results: Record) -> str:
     lines += [
         "Saturation = the best batch-1 req/s over the load levels. Ratios > 1 mean faster. "
         "Per CPU-s = per second of server CPU summed over the system's processes (a chain "
-        "pays for both hops), at the most connections measured: the noise-robust comparison.",
+        "pays for both hops), at the most connections measured: independent of how the cores "
+        "were shared, and less sensitive than throughput to other jobs.",
         "",
         "## CPU and memory per server process",
         "",
@@ -326,8 +326,8 @@ def _disturbed_section(results: Record) -> list[str]:
         f"{repeated} phase measurements were repeated because other jobs used more than "
         f"{DISTURBED_CORES} cores meanwhile. "
         + (
-            "Still disturbed after that (read their throughput with care; CPU per request "
-            "is little affected):"
+            "Still disturbed after that (read their throughput with care; heavy "
+            "disturbance inflates CPU per request too):"
             if disturbed
             else "No kept phase was disturbed."
         ),
