@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
+from itertools import repeat
 from typing import Literal
 
 import numpy as np
@@ -39,17 +40,23 @@ def normalize_category(value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
+@lru_cache(maxsize=256)
+def _exact_lookup(vocabulary: tuple[str, ...]) -> dict[str, int]:
+    return {value: index for index, value in enumerate(vocabulary)}
+
+
 def category_codes(
     values: npt.NDArray[np.str_ | np.object_], vocabulary: tuple[str, ...]
 ) -> IntArray:
     """Vocabulary index per value; UNKNOWN or MISSING (blank) otherwise.
 
-    Exact spellings are matched with vectorized comparisons; only the rare leftovers
+    Exact spellings are found with one C-level pass of dict lookups; only the rare leftovers
     (odd case or whitespace) take the per-value normalizing path.
     """
-    codes = np.full(values.shape[0], UNKNOWN, dtype=np.int64)
-    for index, canonical in enumerate(vocabulary):
-        codes[values == canonical] = index
+    exact = _exact_lookup(vocabulary)
+    codes = np.fromiter(
+        map(exact.get, values.tolist(), repeat(UNKNOWN)), dtype=np.int64, count=values.shape[0]
+    )
     leftovers = np.flatnonzero(codes == UNKNOWN)
     if leftovers.size:
         lookup = {normalize_category(v): i for i, v in enumerate(vocabulary)}
@@ -194,93 +201,138 @@ class FeatureSpec(BaseModel):
         if errors.total:
             raise ValidationFailed(errors.examples, errors.total)
 
-        matrix = np.empty((rows, len(self.feature_names)), dtype=np.float64)
+        matrix = np.zeros((rows, len(self.feature_names)), dtype=np.float64)
         result = Transformed(matrix)
-        for column, numeric in enumerate(self.numeric):
-            matrix[:, column] = self._numeric_column(numeric, columns[numeric.name], errors, result)
-        offset = len(self.numeric)
-        for categorical in self.categorical:
-            width = len(categorical.vocabulary)
-            codes = self._category_codes(categorical, columns[categorical.name], errors, result)
-            np.equal(codes[:, None], np.arange(width), out=matrix[:, offset : offset + width])
-            offset += width
+        matrix[:, : len(self.numeric)] = self._numeric_block(columns, rows, errors, result)
+        codes = self._category_block(columns, rows, errors, result)
         if errors.total:
             raise ValidationFailed(errors.examples, errors.total)
+        # One-hot: each valid code sets one column; unknowns under the "zero" policy set none.
+        hot = codes + self._category_offsets
+        valid = codes >= 0
+        if valid.all():
+            matrix[np.arange(rows)[:, None], hot] = 1.0
+        else:
+            row_index, category_index = np.nonzero(valid)
+            matrix[row_index, hot[row_index, category_index]] = 1.0
         return result
 
-    @staticmethod
-    def _numeric_column(
-        spec: NumericSpec,
-        raw: npt.NDArray[np.generic],
+    # Numeric and categorical features are each checked as one [rows, features] block: at batch
+    # 1 the cost is the number of numpy calls, so they must not grow with the feature count.
+    # Only a block with a problem is walked feature by feature, to name the rows at fault.
+
+    @cached_property
+    def _numeric_bounds(self) -> tuple[FloatArray, FloatArray]:
+        return (
+            np.array([n.minimum for n in self.numeric]),
+            np.array([n.maximum for n in self.numeric]),
+        )
+
+    @cached_property
+    def _numeric_scaling(self) -> tuple[FloatArray, FloatArray]:
+        return (
+            np.array([n.mean for n in self.numeric]),
+            np.array([n.scale for n in self.numeric]),
+        )
+
+    @cached_property
+    def _impute_values(self) -> FloatArray:
+        """Per numeric feature; NaN where a missing value is an error."""
+        return np.array(
+            [np.nan if n.impute_value is None else n.impute_value for n in self.numeric]
+        )
+
+    @cached_property
+    def _integer_features(self) -> npt.NDArray[np.bool_]:
+        return np.array([n.integer for n in self.numeric], dtype=bool)
+
+    @cached_property
+    def _category_offsets(self) -> IntArray:
+        """Matrix column of each categorical feature's first vocabulary entry."""
+        widths = [len(c.vocabulary) for c in self.categorical]
+        return len(self.numeric) + np.cumsum([0, *widths[:-1]], dtype=np.int64)
+
+    def _numeric_block(
+        self,
+        columns: Mapping[str, npt.NDArray[np.generic]],
+        rows: int,
         errors: _Errors,
         result: Transformed,
     ) -> FloatArray:
-        values, unparsable = parse_numbers(np.asarray(raw))
-        if unparsable.any():
-            errors.add_rows(
-                spec.name, np.flatnonzero(unparsable), ErrorCode.NOT_A_NUMBER, "is not a number"
-            )
+        values = np.empty((rows, len(self.numeric)), dtype=np.float64)
+        unparsable = np.zeros(values.shape, dtype=bool)
+        for index, spec in enumerate(self.numeric):
+            values[:, index], unparsable[:, index] = parse_numbers(np.asarray(columns[spec.name]))
         missing = np.isnan(values) & ~unparsable
-        if missing.any():
-            if spec.impute_value is None:
-                errors.add_rows(
-                    spec.name, np.flatnonzero(missing), ErrorCode.MISSING_VALUE, "value is missing"
-                )
-            else:
-                values = np.where(missing, spec.impute_value, values)
-                result.applied[(spec.name, "impute")] = int(missing.sum())
+        imputable = missing & ~np.isnan(self._impute_values)
+        if imputable.any():
+            values = np.where(imputable, self._impute_values, values)
+            for index in np.flatnonzero(imputable.any(axis=0)).tolist():
+                count = int(imputable[:, index].sum())
+                result.applied[(self.numeric[index].name, "impute")] = count
+        minimums, maximums = self._numeric_bounds
         with np.errstate(invalid="ignore"):
-            out_of_range = (values < spec.minimum) | (values > spec.maximum)
-        if out_of_range.any():
-            errors.add_rows(
-                spec.name,
-                np.flatnonzero(out_of_range),
-                ErrorCode.OUT_OF_RANGE,
-                f"is outside the valid range [{spec.minimum:g}, {spec.maximum:g}]",
-            )
-        if spec.integer:
-            fractional = np.isfinite(values) & (values != np.floor(values))
-            if fractional.any():
-                errors.add_rows(
-                    spec.name,
-                    np.flatnonzero(fractional),
-                    ErrorCode.NOT_WHOLE,
-                    "must be a whole number",
-                )
-        scaled: FloatArray = (values - spec.mean) / spec.scale
+            out_of_range = (values < minimums) | (values > maximums)
+            fractional = self._integer_features & np.isfinite(values) & (values != np.floor(values))
+        problems = unparsable | (missing & ~imputable) | out_of_range | fractional
+        if problems.any():
+            for index in np.flatnonzero(problems.any(axis=0)).tolist():
+                spec = self.numeric[index]
+                for mask, code, reason in (
+                    (unparsable, ErrorCode.NOT_A_NUMBER, "is not a number"),
+                    (missing & ~imputable, ErrorCode.MISSING_VALUE, "value is missing"),
+                    (
+                        out_of_range,
+                        ErrorCode.OUT_OF_RANGE,
+                        f"is outside the valid range [{spec.minimum:g}, {spec.maximum:g}]",
+                    ),
+                    (fractional, ErrorCode.NOT_WHOLE, "must be a whole number"),
+                ):
+                    bad = np.flatnonzero(mask[:, index])
+                    if bad.size:
+                        errors.add_rows(spec.name, bad, code, reason)
+        means, scales = self._numeric_scaling
+        scaled: FloatArray = (values - means) / scales
         return scaled
 
-    @staticmethod
-    def _category_codes(
-        spec: CategoricalSpec,
-        raw: npt.NDArray[np.generic],
+    def _category_block(
+        self,
+        columns: Mapping[str, npt.NDArray[np.generic]],
+        rows: int,
         errors: _Errors,
         result: Transformed,
     ) -> IntArray:
-        values = np.asarray(raw)
-        if values.dtype.kind not in "UO":
+        """Vocabulary index per row and categorical feature (UNKNOWN, MISSING below zero)."""
+        codes = np.empty((rows, len(self.categorical)), dtype=np.int64)
+        for index, spec in enumerate(self.categorical):
+            values = np.asarray(columns[spec.name])
+            if values.dtype.kind in "UO":
+                codes[:, index] = category_codes(values, spec.vocabulary)
+                continue
             errors.add(
                 FieldError(spec.name, None, ErrorCode.WRONG_DATATYPE, "must be strings (BYTES)")
             )
-            return np.full(values.shape[0], UNKNOWN, dtype=np.int64)
-        codes = category_codes(values, spec.vocabulary)
-        missing = codes == MISSING
-        if missing.any():
-            errors.add_rows(
-                spec.name, np.flatnonzero(missing), ErrorCode.MISSING_VALUE, "value is missing"
-            )
-        unknown = codes == UNKNOWN
-        if unknown.any():
+            codes[:, index] = 0  # reported once for the whole column above
+        if (codes >= 0).all():
+            return codes
+        for index in np.flatnonzero((codes < 0).any(axis=0)).tolist():
+            spec = self.categorical[index]
+            missing = np.flatnonzero(codes[:, index] == MISSING)
+            if missing.size:
+                errors.add_rows(spec.name, missing, ErrorCode.MISSING_VALUE, "value is missing")
+            unknown = np.flatnonzero(codes[:, index] == UNKNOWN)
+            if not unknown.size:
+                continue
             if spec.unknown == "reject":
                 expected = ", ".join(repr(v) for v in spec.vocabulary)
                 errors.add_rows(
                     spec.name,
-                    np.flatnonzero(unknown),
+                    unknown,
                     ErrorCode.UNKNOWN_CATEGORY,
                     f"unknown category; expected one of {expected}",
                 )
             else:
-                result.applied[(spec.name, "unknown_zero")] = int(unknown.sum())
+                result.applied[(spec.name, "unknown_zero")] = int(unknown.size)
         return codes
 
     def to_json(self) -> str:

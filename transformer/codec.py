@@ -8,6 +8,7 @@ to name the rows at fault.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -237,8 +238,8 @@ class RequestDecoder:
         lengths = {name: len(data) for name, (_, data) in tensors.items()}
         if not lengths:
             return 0
-        counts = np.unique(np.fromiter(lengths.values(), dtype=np.int64), return_counts=True)
-        rows = int(counts[0][np.argmax(counts[1])])  # the majority is most likely intended
+        # The majority is most likely intended.
+        rows = Counter(lengths.values()).most_common(1)[0][0]
         for name, length in lengths.items():
             if length != rows:
                 problems.add(

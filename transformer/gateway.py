@@ -1,8 +1,11 @@
-"""ASGI middleware in front of every non-health route: request id, bearer token, rate limit,
-body size, then request metrics and one audit line per request.
+"""The ASGI front door: request id, bearer token, rate limit, body size, request metrics and one
+audit line per request, and the routes the transformer owns.
 
-It runs before FastAPI parses anything: a refused request costs a header lookup, not a JSON
-parse. The body is read here (up to the limit) and replayed to the route.
+It wraps kserve's whole app and runs before FastAPI parses anything: a refused request costs a
+header lookup, not a JSON parse. The v2 infer and readiness routes are answered here directly;
+FastAPI's router and kserve's per-request timing middleware cost more CPU than the whole
+preprocessing at batch 1. Every other path goes on to kserve's app (metadata, liveness,
+/metrics), the body replayed.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Histogram
 
 from transformer.auth import AuthFailure, TokenStore
 from transformer.errors import Problem, Reason, RequestRejected
@@ -28,6 +34,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 # Caller-supplied ids are logged, so only a safe, bounded alphabet is taken over.
@@ -57,14 +65,30 @@ def request_id_from(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
-async def send_json(
-    send: Send, status: int, document: dict[str, Any], headers: dict[str, str] | None = None
-) -> None:
-    body = orjson.dumps(document)
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole JSON response."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(cls, document: dict[str, Any], status: int = 200, **headers: str) -> Reply:
+        return cls(status, orjson.dumps(document), tuple(headers.items()))
+
+    async def send(self, send: Send) -> None:
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(self.body)),
+            *((k.encode(), v.encode()) for k, v in self.headers),
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+InferHandler = Callable[[bytes, dict[str, Any]], Awaitable[Reply]]
+ReadyHandler = Callable[[], Awaitable[Reply]]
 
 
 class Gateway:
@@ -72,15 +96,23 @@ class Gateway:
         self,
         app: ASGIApp,
         *,
+        infer_path: str,
+        infer: InferHandler,
+        ready_paths: frozenset[str],
+        ready: ReadyHandler,
+        open_paths: frozenset[str],
         tokens: TokenStore,
         limiter: RateLimiter,
         max_body_bytes: int,
-        open_paths: frozenset[str],
         metrics: Metrics,
         audit: logging.Logger,
         model_version: Callable[[], str],
     ) -> None:
         self.app = app
+        self._infer_path = infer_path
+        self._infer = infer
+        self._ready_paths = ready_paths
+        self._ready = ready
         self._tokens = tokens
         self._limiter = limiter
         self._max_body_bytes = max_body_bytes
@@ -90,7 +122,14 @@ class Gateway:
         self._model_version = model_version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._open_paths:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self._ready_paths and scope["method"] == "GET":
+            await (await self._ready()).send(send)
+            return
+        if path in self._open_paths:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -113,9 +152,24 @@ class Gateway:
         try:
             body = await self._admit(state, headers, receive, send_with_request_id)
             if body is not None:
-                await self.app(scope, _replay(body, receive), send_with_request_id)
+                await self._route(scope, body, state, receive, send_with_request_id)
         finally:
             self._record(scope, request_id, status, started, state)
+
+    async def _route(
+        self, scope: Scope, body: bytes, state: dict[str, Any], receive: Receive, send: Send
+    ) -> None:
+        if scope["path"] == self._infer_path and scope["method"] == "POST":
+            try:
+                reply = await self._infer(body, state)
+            except Exception:
+                # The gateway wraps kserve's whole app, error middleware included: a bug in a
+                # handler must still end as a 500, never as a dropped connection.
+                logger.exception("request %s: unexpected error", state["request_id"])
+                reply = Reply.json({"error": "internal error; see the transformer log"}, 500)
+            await reply.send(send)
+        else:
+            await self.app(scope, _replay(body, receive), send)
 
     async def _refuse_unauthenticated(self, send: Send, failure: AuthFailure) -> None:
         self._metrics.auth_failures.labels(failure.value).inc()
@@ -127,7 +181,7 @@ class Gateway:
             AuthFailure.MALFORMED: "malformed Authorization header: expected 'Bearer <token>'",
             AuthFailure.INVALID: "invalid bearer token",
         }[failure]
-        await send_json(send, 401, {"error": message}, {"www-authenticate": challenge})
+        await Reply.json({"error": message}, 401, **{"www-authenticate": challenge}).send(send)
 
     async def _admit(
         self, state: dict[str, Any], headers: dict[str, str], receive: Receive, send: Send
@@ -143,7 +197,7 @@ class Gateway:
             self._metrics.rate_limited.labels(token_name).inc()
             retry_after = RateLimiter.retry_after_header(wait)
             message = f"rate limit exceeded for token {token_name!r}; retry in {retry_after} s"
-            await send_json(send, 429, {"error": message}, {"retry-after": retry_after})
+            await Reply.json({"error": message}, 429, **{"retry-after": retry_after}).send(send)
             return None
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_body_bytes:
@@ -179,15 +233,24 @@ class Gateway:
             "request body too large",
             [Problem(None, None, reason, Reason.BODY_TOO_LARGE)],
         )
-        await send_json(send, rejected.status, rejected.to_json())
+        await Reply.json(rejected.to_json(), rejected.status).send(send)
+
+    @cache  # noqa: B019  # one gateway per process; statuses are few
+    def _series(self, outcome: str, status: int) -> tuple[Counter, Histogram]:
+        """The labelled request series: looked up once, not on every request."""
+        return (
+            self._metrics.requests.labels(outcome, str(status)),
+            self._metrics.request_seconds.labels(outcome),
+        )
 
     def _record(
         self, scope: Scope, request_id: str, status: int, started: float, state: dict[str, Any]
     ) -> None:
         elapsed = time.perf_counter() - started
         outcome = outcome_for(status)
-        self._metrics.requests.labels(outcome, str(status)).inc()
-        self._metrics.request_seconds.labels(outcome).observe(elapsed)
+        counter, histogram = self._series(outcome, status)
+        counter.inc()
+        histogram.observe(elapsed)
         # Identifiers and counts only: never a token, a header value or a request value.
         line = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),

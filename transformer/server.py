@@ -1,25 +1,19 @@
-"""Wires the transformer into kserve's FastAPI app: the gateway middleware and three routes.
-
-Routes added here are matched before the ones kserve registers when the server starts, so
-they take over the v2 infer and readiness paths; everything else (liveness, /metrics,
-metadata) stays kserve's.
+"""The transformer's own routes, answered by the gateway (transformer/gateway.py) that wraps
+kserve's FastAPI app: v2 infer and the two readiness probes. Everything else (liveness,
+/metrics, model metadata) stays kserve's.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from transformer.auth import TokenStore
 from transformer.codec import encode_response
 from transformer.errors import PredictorProtocolError, PredictorUnavailable, RequestRejected
-from transformer.gateway import Gateway
+from transformer.gateway import ASGIApp, Gateway, Reply
 from transformer.metrics import Metrics
 from transformer.model import ChurnAnswer, ChurnTransformer
 from transformer.ratelimit import RateLimiter
@@ -27,58 +21,48 @@ from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
 
-
-def open_paths(model_name: str) -> frozenset[str]:
-    """Probes and scrapes need no token."""
-    return frozenset(
-        {
-            "/",
-            "/metrics",
-            "/v2/health/live",
-            "/v2/health/ready",
-            f"/v2/models/{model_name}/ready",
-        }
-    )
-
-
-def json_response(document: dict[str, Any], status_code: int = 200) -> Response:
-    return Response(orjson.dumps(document), status_code, media_type="application/json")
+# Probes and scrapes need no token.
+OPEN_PATHS = frozenset({"/", "/metrics", "/v2/health/live"})
 
 
 class Endpoints:
     def __init__(self, model: ChurnTransformer, metrics: Metrics) -> None:
         self._model = model
         self._metrics = metrics
+        self._decode_seconds = metrics.stage_seconds.labels("decode")
+        self._encode_seconds = metrics.stage_seconds.labels("encode")
 
-    async def infer(self, request: Request, model_name: str) -> Response:
+    @property
+    def infer_path(self) -> str:
+        return f"/v2/models/{self._model.name}/infer"
+
+    @property
+    def ready_paths(self) -> frozenset[str]:
+        return frozenset({"/v2/health/ready", f"/v2/models/{self._model.name}/ready"})
+
+    async def infer(self, body: bytes, state: dict[str, Any]) -> Reply:
         model = self._model
-        if model_name != model.name:
-            return json_response(
-                {"error": f"model {model_name!r} not found; this server serves {model.name!r}"},
-                404,
-            )
-        request_id: str = request.state.request_id
+        request_id: str = state["request_id"]
         try:
-            with self._stage("decode"):
-                decoded = model.decoder.decode(await request.body())
-            request.state.rows = decoded.rows
+            with self._decode_seconds.time():
+                decoded = model.decoder.decode(body)
+            state["rows"] = decoded.rows
             answer: ChurnAnswer
             answer, _ = await model(decoded, headers={"x-request-id": request_id})
         except RequestRejected as exc:
             for reason in exc.reasons:
                 self._metrics.validation_failures.labels(reason.value).inc()
-            return json_response(exc.to_json(), exc.status)
+            return Reply.json(exc.to_json(), exc.status)
         except PredictorUnavailable as exc:
             logger.warning("request %s: %s", request_id, exc)
-            return json_response({"error": str(exc)}, 503)
+            return Reply.json({"error": str(exc)}, 503)
         except PredictorProtocolError as exc:
             logger.error("request %s: unusable predictor response: %s", request_id, exc)
-            return json_response(
-                {"error": f"the predictor answered with an unusable response: {exc}"},
-                502,
+            return Reply.json(
+                {"error": f"the predictor answered with an unusable response: {exc}"}, 502
             )
         bundle = model.bundle
-        with self._stage("encode"):
+        with self._encode_seconds.time():
             content = encode_response(
                 model_name=model.name,
                 model_version=bundle.version,
@@ -89,30 +73,16 @@ class Endpoints:
                 requested_outputs=decoded.requested_outputs,
                 parameters={"model_version": bundle.version, "threshold": bundle.threshold},
             )
-        return Response(content, media_type="application/json")
+        return Reply(200, content)
 
-    async def server_ready(self) -> Response:
-        return await self._readiness()
-
-    async def model_ready(self, model_name: str) -> Response:
-        if model_name != self._model.name:
-            return json_response({"error": f"model {model_name!r} not found"}, 404)
-        return await self._readiness()
-
-    async def _readiness(self) -> Response:
+    async def ready(self) -> Reply:
         """Ready = the feature spec is loaded and the predictor answers its own readiness."""
         if not self._model.ready:
-            return json_response({"ready": False, "error": "feature spec not loaded"}, 503)
+            return Reply.json({"ready": False, "error": "feature spec not loaded"}, 503)
         if not await self._model.predictor.ready():
             error = f"predictor at {self._model.predictor.base_url} is not ready"
-            return json_response({"ready": False, "error": error}, 503)
-        return json_response({"ready": True})
-
-    @contextmanager
-    def _stage(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self._metrics.stage_seconds.labels(stage).observe(time.perf_counter() - started)
+            return Reply.json({"ready": False, "error": error}, 503)
+        return Reply.json({"ready": True})
 
 
 def install(
@@ -125,16 +95,24 @@ def install(
     audit: logging.Logger,
 ) -> None:
     endpoints = Endpoints(model, metrics)
-    app.add_api_route("/v2/models/{model_name}/infer", endpoints.infer, methods=["POST"])
-    app.add_api_route("/v2/health/ready", endpoints.server_ready, methods=["GET"])
-    app.add_api_route("/v2/models/{model_name}/ready", endpoints.model_ready, methods=["GET"])
-    app.add_middleware(
-        Gateway,
-        tokens=tokens,
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-        max_body_bytes=settings.max_body_bytes,
-        open_paths=open_paths(model.name),
-        metrics=metrics,
-        audit=audit,
-        model_version=lambda: model.bundle.version,
-    )
+    build_kserve_stack = app.build_middleware_stack
+
+    # kserve adds its middleware when the server starts, after this runs: wrapping the finished
+    # stack keeps the gateway outermost, so our routes skip kserve's per-request timing.
+    def build_stack() -> ASGIApp:
+        return Gateway(
+            build_kserve_stack(),
+            infer_path=endpoints.infer_path,
+            infer=endpoints.infer,
+            ready_paths=endpoints.ready_paths,
+            ready=endpoints.ready,
+            open_paths=OPEN_PATHS,
+            tokens=tokens,
+            limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            max_body_bytes=settings.max_body_bytes,
+            metrics=metrics,
+            audit=audit,
+            model_version=lambda: model.bundle.version,
+        )
+
+    app.build_middleware_stack = build_stack  # type: ignore[method-assign]

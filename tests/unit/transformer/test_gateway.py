@@ -1,4 +1,4 @@
-"""The gateway middleware in front of a stand-in route, over ASGI (no sockets)."""
+"""The gateway with stand-in handlers and a stand-in app behind it, over ASGI (no sockets)."""
 
 from __future__ import annotations
 
@@ -13,23 +13,40 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from transformer.auth import TokenStore
-from transformer.gateway import Gateway, Message, Receive, Scope, Send
+from transformer.gateway import Gateway, Message, Receive, Reply, Scope, Send
 from transformer.metrics import Metrics
 from transformer.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "gateway-token-0123456789"
-OPEN = frozenset({"/v2/health/ready", "/metrics"})
+INFER = "/v2/models/churn/infer"
+READY = frozenset({"/v2/health/ready", "/v2/models/churn/ready"})
+OPEN = frozenset({"/metrics"})
 
 
-async def route(scope: Scope, receive: Receive, send: Send) -> None:
+async def infer(body: bytes, state: dict[str, Any]) -> Reply:
     """Echoes what the gateway hands on: the body size and the token name."""
+    if body == b"crash":
+        raise RuntimeError("a bug in the handler")
+    state["rows"] = 3
+    return Reply.json({"route": "infer", "bytes": len(body), "token_name": state["token_name"]})
+
+
+async def ready() -> Reply:
+    return Reply.json({"ready": True})
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app behind the gateway (kserve's in the server): echoes the replayed body."""
     message: Message = await receive()
     state = scope.get("state", {})
-    state["rows"] = 3
     payload = json.dumps(
-        {"bytes": len(message.get("body", b"")), "token_name": state.get("token_name")}
+        {
+            "route": "app",
+            "bytes": len(message.get("body", b"")),
+            "token_name": state.get("token_name"),
+        }
     ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": payload})
@@ -57,25 +74,32 @@ def client(
 ) -> Iterator[httpx.AsyncClient]:
     tokens_file = tmp_path / "tokens.json"
     tokens_file.write_text(json.dumps({"team-a": TOKEN}))
-    app = Gateway(
-        route,
+    gateway = Gateway(
+        app,
+        infer_path=INFER,
+        infer=infer,
+        ready_paths=READY,
+        ready=ready,
+        open_paths=OPEN,
         tokens=TokenStore(tokens_file),
         limiter=RateLimiter(rate=0.001, burst=3),
         max_body_bytes=1024,
-        open_paths=OPEN,
         metrics=Metrics(registry),
         audit=audit,
         model_version=lambda: "v1",
     )
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
 
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
-async def test_open_paths_need_no_token(client: httpx.AsyncClient) -> None:
-    for path in OPEN:
-        assert (await client.get(path)).status_code == 200
+async def test_probes_and_scrapes_need_no_token(client: httpx.AsyncClient) -> None:
+    for path in READY:
+        response = await client.get(path)
+        assert (response.status_code, response.json()) == (200, {"ready": True})
+    scrape = await client.get("/metrics")
+    assert (scrape.status_code, scrape.json()["route"]) == (200, "app")
 
 
 async def test_missing_and_wrong_tokens_get_401_with_a_bearer_challenge(
@@ -97,11 +121,15 @@ async def test_missing_and_wrong_tokens_get_401_with_a_bearer_challenge(
     )
 
 
-async def test_admitted_requests_reach_the_route_with_body_and_token_name(
+async def test_admitted_requests_reach_their_route_with_body_and_token_name(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post("/v2/models/churn/infer", content=b"x" * 1000, headers=AUTH)
-    assert response.json() == {"bytes": 1000, "token_name": "team-a"}
+    response = await client.post(INFER, content=b"x" * 1000, headers=AUTH)
+    assert response.json() == {"route": "infer", "bytes": 1000, "token_name": "team-a"}
+    # Any other path, and other methods on the infer path, go on to the app behind.
+    for method, path in (("POST", "/v2/models/other/infer"), ("PUT", INFER)):
+        response = await client.request(method, path, content=b"x" * 10, headers=AUTH)
+        assert response.json() == {"route": "app", "bytes": 10, "token_name": "team-a"}
 
 
 async def test_bucket_exhaustion_gets_429_with_retry_after(
@@ -162,6 +190,21 @@ async def test_one_audit_line_per_request_without_secrets(
     assert (
         registry.get_sample_value(
             "churn_transformer_requests_total", {"outcome": "ok", "status": "200"}
+        )
+        == 1
+    )
+
+
+async def test_a_failing_handler_gets_500_and_the_server_goes_on(
+    client: httpx.AsyncClient, registry: CollectorRegistry
+) -> None:
+    crashed = await client.post(INFER, content=b"crash", headers=AUTH)
+    assert crashed.status_code == 500
+    assert "internal error" in crashed.json()["error"]
+    assert (await client.post(INFER, content=b"{}", headers=AUTH)).status_code == 200
+    assert (
+        registry.get_sample_value(
+            "churn_transformer_requests_total", {"outcome": "error", "status": "500"}
         )
         == 1
     )
