@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,13 +61,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
     results = []
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         for rows in sorted(args.rows):
             print(f"training on {rows} rows ...", file=sys.stderr, flush=True)
             results.append(run_once(rows, Path(tmp)))
             print(f"  {results[-1]}", file=sys.stderr, flush=True)
+    # The run shares the machine with whatever else runs: the load average puts numbers in context.
+    load_average = round(os.getloadavg()[1], 2)
     report = {
+        "started": started,
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "load_average_5min_at_end": load_average,
         "note": "5-fold CV over 4 values of C, out-of-fold threshold, one refit per step",
         "results": results,
     }
@@ -81,7 +87,12 @@ def main() -> None:
         f"| {r['seconds_per_100k_rows']} | {r['test_roc_auc']} |\n"
         for r in results
     )
-    (RESULTS / "training.md").write_text(table)
+    context = (
+        f"Run of {started} on {os.cpu_count()} cores (5-minute load average at the end: "
+        f"{load_average}); `python -m training train` per size, data generation excluded. "
+        f"{report['note']}.\n\n"
+    )
+    (RESULTS / "training.md").write_text(context + table)
     print(table)
 
 
