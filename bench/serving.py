@@ -132,7 +132,7 @@ def install_tools() -> Tools:
 def library_versions() -> dict[str, str]:
     versions = {
         name: importlib.metadata.version(name)
-        for name in ("kserve", "mlflow", "scikit-learn", "numpy", "uvicorn", "aiohttp", "orjson")
+        for name in ("kserve", "mlflow", "scikit-learn", "numpy", "uvicorn", "httptools", "orjson")
     }
     mlserver_python = REPO_ROOT / ".venv-mlserver/bin/python"
     query = "import importlib.metadata as m; print(m.version('mlserver'))"
