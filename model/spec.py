@@ -10,11 +10,11 @@ vocabulary entry of each categorical feature, in declared order.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import repeat
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,8 @@ MISSING = -2
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# A column of raw inputs: any numpy array, or a list of values as a JSON decoder produced it.
+InputColumn = npt.NDArray[Any] | Sequence[Any]
 
 
 def normalize_category(value: str) -> str:
@@ -45,23 +47,20 @@ def _exact_lookup(vocabulary: tuple[str, ...]) -> dict[str, int]:
     return {value: index for index, value in enumerate(vocabulary)}
 
 
-def category_codes(
-    values: npt.NDArray[np.str_ | np.object_], vocabulary: tuple[str, ...]
-) -> IntArray:
+def category_codes(values: InputColumn, vocabulary: tuple[str, ...]) -> IntArray:
     """Vocabulary index per value; UNKNOWN or MISSING (blank) otherwise.
 
     Exact spellings are found with one C-level pass of dict lookups; only the rare leftovers
     (odd case or whitespace) take the per-value normalizing path.
     """
+    items = values.tolist() if isinstance(values, np.ndarray) else values
     exact = _exact_lookup(vocabulary)
-    codes = np.fromiter(
-        map(exact.get, values.tolist(), repeat(UNKNOWN)), dtype=np.int64, count=values.shape[0]
-    )
+    codes = np.fromiter(map(exact.get, items, repeat(UNKNOWN)), dtype=np.int64, count=len(items))
     leftovers = np.flatnonzero(codes == UNKNOWN)
     if leftovers.size:
         lookup = {normalize_category(v): i for i, v in enumerate(vocabulary)}
-        for row in leftovers:
-            key = normalize_category(str(values[row]))
+        for row in leftovers.tolist():
+            key = normalize_category(str(items[row]))
             codes[row] = lookup.get(key, MISSING if not key else UNKNOWN)
     return codes
 
@@ -175,7 +174,7 @@ class FeatureSpec(BaseModel):
     def input_names(self) -> tuple[str, ...]:
         return (*(n.name for n in self.numeric), *(c.name for c in self.categorical))
 
-    def transform(self, columns: Mapping[str, npt.NDArray[np.generic]]) -> Transformed:
+    def transform(self, columns: Mapping[str, InputColumn]) -> Transformed:
         """Validate the columns and build the float64 model matrix.
 
         Numeric columns may be numbers or numeric strings (blank = missing); categorical
@@ -254,7 +253,7 @@ class FeatureSpec(BaseModel):
 
     def _numeric_block(
         self,
-        columns: Mapping[str, npt.NDArray[np.generic]],
+        columns: Mapping[str, InputColumn],
         rows: int,
         errors: _Errors,
         result: Transformed,
@@ -297,7 +296,7 @@ class FeatureSpec(BaseModel):
 
     def _category_block(
         self,
-        columns: Mapping[str, npt.NDArray[np.generic]],
+        columns: Mapping[str, InputColumn],
         rows: int,
         errors: _Errors,
         result: Transformed,
@@ -305,8 +304,8 @@ class FeatureSpec(BaseModel):
         """Vocabulary index per row and categorical feature (UNKNOWN, MISSING below zero)."""
         codes = np.empty((rows, len(self.categorical)), dtype=np.int64)
         for index, spec in enumerate(self.categorical):
-            values = np.asarray(columns[spec.name])
-            if values.dtype.kind in "UO":
+            values = columns[spec.name]
+            if not isinstance(values, np.ndarray) or values.dtype.kind in "UO":
                 codes[:, index] = category_codes(values, spec.vocabulary)
                 continue
             errors.add(

@@ -23,14 +23,13 @@ from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
 
 from model.errors import BundleError
+from transformer.audit import AuditTrail
 from transformer.auth import TokenFileError, TokenStore
 from transformer.metrics import Metrics
 from transformer.model import ChurnTransformer
 from transformer.predictor import PredictorClient
 from transformer.server import install
 from transformer.settings import TransformerSettings
-
-AUDIT_LOGGER = "churn.audit"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,17 +47,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.predictor_host:
         parser.error("--predictor_host is required (host:port of the v2 predictor)")
     return args
-
-
-def audit_logger() -> logging.Logger:
-    """One JSON line per request on stdout, whatever kserve does with its own loggers."""
-    logger = logging.getLogger(AUDIT_LOGGER)
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
 
 
 def configure_logging(args: argparse.Namespace) -> None:
@@ -103,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=settings,
         tokens=tokens,
         metrics=metrics,
-        audit=audit_logger(),
+        audit=AuditTrail(sys.stdout.buffer),
     )
     server = ModelServer(
         http_port=args.http_port,

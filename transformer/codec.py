@@ -42,13 +42,15 @@ FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
 NUMERIC_DATATYPES = INTEGER_DATATYPES | FLOAT_DATATYPES
 PROBABILITY_DATATYPES = frozenset({"FP32", "FP64"})
 
-Column = npt.NDArray[Any]
+# Numbers as float64 arrays; strings as the decoded list itself (the feature spec reads lists
+# of str directly: an object array would cost two more passes over every value).
+Column = npt.NDArray[Any] | list[str]
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedRequest:
-    """A validated v2 request: numeric columns as float64 (NaN = missing), categorical
-    columns as str arrays ("" = missing), ready for FeatureSpec.transform."""
+    """A validated v2 request: numeric columns as float64 (NaN = missing), string columns as
+    lists of str ("" = missing), ready for FeatureSpec.transform."""
 
     rows: int
     columns: dict[str, Column]
@@ -321,9 +323,8 @@ class RequestDecoder:
             )
             return None
         if type(None) in types:
-            data = ["" if v is None else v for v in data]
-        # Object arrays: no copy of the characters, and no [N x longest string] blow-up.
-        return np.array(data, dtype=object)
+            return ["" if v is None else v for v in data]
+        return data
 
     @staticmethod
     def _customer_ids(datatype: str, data: list[Any], problems: _Problems) -> list[str] | None:

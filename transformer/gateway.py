@@ -11,9 +11,9 @@ preprocessing at batch 1. Every other path goes on to kserve's app (metadata, li
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Histogram
 
+from transformer.audit import AuditTrail
 from transformer.auth import AuthFailure, TokenStore
 from transformer.errors import Problem, Reason, RequestRejected
 from transformer.metrics import Metrics
@@ -62,7 +63,7 @@ def outcome_for(status: int) -> str:
 def request_id_from(header: str | None) -> str:
     if header is not None and _REQUEST_ID_PATTERN.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class Gateway:
         limiter: RateLimiter,
         max_body_bytes: int,
         metrics: Metrics,
-        audit: logging.Logger,
+        audit: AuditTrail,
         model_version: Callable[[], str],
     ) -> None:
         self.app = app
@@ -265,7 +266,7 @@ class Gateway:
             "latency_ms": round(elapsed * 1000, 3),
             "model_version": self._model_version(),
         }
-        self._audit.info(orjson.dumps(line).decode())
+        self._audit.record(line)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

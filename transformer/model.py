@@ -75,6 +75,10 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
             max_rows=self.max_batch_rows,
         )
         self._bundle = bundle
+        self._prediction_counters = (
+            self.metrics.predictions.labels(bundle.version, "churn"),
+            self.metrics.predictions.labels(bundle.version, "no_churn"),
+        )
         self.metrics.model_info.labels(self.name, bundle.version, f"{bundle.threshold:g}").set(1)
         logger.info(
             "loaded bundle %s: version %s, %d model features, threshold %g",
@@ -141,8 +145,9 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
             bundle = self.bundle
             churn = result.probabilities >= bundle.threshold
             churned = int(np.count_nonzero(churn))
-            self.metrics.predictions.labels(bundle.version, "churn").inc(churned)
-            self.metrics.predictions.labels(bundle.version, "no_churn").inc(churn.size - churned)
+            predicted_churn, predicted_no_churn = self._prediction_counters
+            predicted_churn.inc(churned)
+            predicted_no_churn.inc(churn.size - churned)
             self.metrics.churn_probability.observe_batch(result.probabilities, (bundle.version,))
             self.metrics.batch_rows.observe(churn.size)
         return ChurnAnswer(result.request, result.probabilities, churn)

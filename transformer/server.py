@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from transformer.audit import AuditTrail
 from transformer.auth import TokenStore
 from transformer.codec import encode_response
 from transformer.errors import PredictorProtocolError, PredictorUnavailable, RequestRejected
@@ -92,7 +93,7 @@ def install(
     settings: TransformerSettings,
     tokens: TokenStore,
     metrics: Metrics,
-    audit: logging.Logger,
+    audit: AuditTrail,
 ) -> None:
     endpoints = Endpoints(model, metrics)
     build_kserve_stack = app.build_middleware_stack

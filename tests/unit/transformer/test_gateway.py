@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from transformer.audit import AuditTrail
 from transformer.auth import TokenStore
 from transformer.gateway import Gateway, Message, Receive, Reply, Scope, Send
 from transformer.metrics import Metrics
@@ -63,15 +64,14 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
-def audit(caplog: pytest.LogCaptureFixture) -> Iterator[logging.Logger]:
-    caplog.set_level(logging.INFO, logger="test.audit")
-    return logging.getLogger("test.audit")
+def audit_stream() -> io.BytesIO:
+    return io.BytesIO()
 
 
 @pytest.fixture
 def client(
-    tmp_path: Path, registry: CollectorRegistry, audit: logging.Logger
-) -> Iterator[httpx.AsyncClient]:
+    tmp_path: Path, registry: CollectorRegistry, audit_stream: io.BytesIO
+) -> httpx.AsyncClient:
     tokens_file = tmp_path / "tokens.json"
     tokens_file.write_text(json.dumps({"team-a": TOKEN}))
     gateway = Gateway(
@@ -85,7 +85,7 @@ def client(
         limiter=RateLimiter(rate=0.001, burst=3),
         max_body_bytes=1024,
         metrics=Metrics(registry),
-        audit=audit,
+        audit=AuditTrail(audit_stream),
         model_version=lambda: "v1",
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
@@ -169,13 +169,15 @@ async def test_request_ids_are_echoed_or_generated(client: httpx.AsyncClient) ->
 
 
 async def test_one_audit_line_per_request_without_secrets(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, registry: CollectorRegistry
+    client: httpx.AsyncClient, audit_stream: io.BytesIO, registry: CollectorRegistry
 ) -> None:
     await client.post(
         "/v2/models/churn/infer", content=b"{}", headers={**AUTH, "x-request-id": "r1"}
     )
     await client.post("/v2/models/churn/infer", headers={"authorization": "Bearer wrong-token"})
-    lines: list[dict[str, Any]] = [json.loads(r.getMessage()) for r in caplog.records]
+    text = audit_stream.getvalue().decode()
+    lines: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines()]
+    assert len(lines) == 2
     assert next(
         (x["request_id"], x["token_name"], x["outcome"], x["status"], x["rows"]) for x in lines
     ) == ("r1", "team-a", "ok", 200, 3)
@@ -185,8 +187,8 @@ async def test_one_audit_line_per_request_without_secrets(
         401,
     )
     assert all(line["latency_ms"] >= 0 and line["model_version"] == "v1" for line in lines)
-    assert TOKEN not in caplog.text
-    assert "wrong-token" not in caplog.text
+    assert TOKEN not in text
+    assert "wrong-token" not in text
     assert (
         registry.get_sample_value(
             "churn_transformer_requests_total", {"outcome": "ok", "status": "200"}
