@@ -44,8 +44,26 @@ wait_ready() {
 				--for="jsonpath={.spec.template.metadata.annotations.churn-predictor/bundle-uri}=$bundle"
 			kubectl rollout status "${helm_release[@]}" "$deployment" --timeout="$timeout"
 		done
+		wait_old_pods_gone "$name" "$bundle"
 	done < <(kubectl get "${helm_release[@]}" inferenceservice -l "app.kubernetes.io/instance=$RELEASE" \
 		-o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.deletionTimestamp}{"\n"}{end}')
+}
+
+# A rollout is complete before the pods it replaced have terminated, and a terminating pod can
+# still answer through the Gateway: wait until no pod of the arm runs another bundle.
+wait_old_pods_gone() {
+	local name="$1" bundle="$2" deadline=$((SECONDS + ${OLD_PODS_TIMEOUT_SECONDS:-300})) others
+	while :; do
+		others="$(kubectl get pods "${helm_release[@]}" -l "serving.kserve.io/inferenceservice=$name" \
+			-o jsonpath='{range .items[*]}{.metadata.annotations.churn-predictor/bundle-uri}{"\n"}{end}' |
+			{ grep -v -x -F "$bundle" || true; })"
+		[[ -n "$others" ]] || return 0
+		if ((SECONDS >= deadline)); then
+			echo "release.sh: pods of another bundle of $name still exist: $others" >&2
+			return 1
+		fi
+		sleep 2
+	done
 }
 
 command="${1:-}"
