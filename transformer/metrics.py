@@ -76,6 +76,10 @@ class BatchHistogram(Collector):
         yield family
 
 
+# The stages of an inference request, in order.
+STAGES = ("decode", "preprocess", "predict", "postprocess", "encode")
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.requests = Counter(
@@ -93,11 +97,13 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             f"{PREFIX}_stage_duration_seconds",
-            "Time spent per stage of a successful inference request.",
+            "Time spent per stage of an inference request (a stage that rejects it is timed too).",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        # Labelled once here: a labels() lookup per request and stage shows in batch-1 profiles.
+        self.stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
         self.auth_failures = Counter(
             f"{PREFIX}_auth_failures",
             "Requests refused with 401, by reason (missing, malformed, invalid).",

@@ -62,10 +62,6 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
         self.max_batch_rows = max_batch_rows
         self._bundle: ServingBundle | None = None
         self._decoder: RequestDecoder | None = None
-        self._stage_seconds = {
-            stage: metrics.stage_seconds.labels(stage)
-            for stage in ("preprocess", "predict", "postprocess")
-        }
 
     def load(self) -> bool:
         bundle = load_serving_bundle(self.bundle_uri)
@@ -110,7 +106,7 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
         if not isinstance(payload, DecodedRequest):
             # Only reachable through kserve's generic routes (v1, versioned v2).
             raise InvalidInput(f"send v2 requests to POST /v2/models/{self.name}/infer")
-        with self._stage_seconds["preprocess"].time():
+        with self.metrics.stages["preprocess"].time():
             try:
                 transformed = self.bundle.spec.transform(payload.columns)
             except ValidationFailed as exc:
@@ -131,7 +127,7 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> ScoredBatch:
-        with self._stage_seconds["predict"].time():
+        with self.metrics.stages["predict"].time():
             probabilities = await self.predictor.predict_proba(payload.matrix, payload.request_id)
         return ScoredBatch(payload.request, probabilities)
 
@@ -141,7 +137,7 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> ChurnAnswer:
-        with self._stage_seconds["postprocess"].time():
+        with self.metrics.stages["postprocess"].time():
             bundle = self.bundle
             churn = result.probabilities >= bundle.threshold
             churned = int(np.count_nonzero(churn))

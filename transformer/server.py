@@ -30,8 +30,6 @@ class Endpoints:
     def __init__(self, model: ChurnTransformer, metrics: Metrics) -> None:
         self._model = model
         self._metrics = metrics
-        self._decode_seconds = metrics.stage_seconds.labels("decode")
-        self._encode_seconds = metrics.stage_seconds.labels("encode")
 
     @property
     def infer_path(self) -> str:
@@ -45,7 +43,7 @@ class Endpoints:
         model = self._model
         request_id: str = state["request_id"]
         try:
-            with self._decode_seconds.time():
+            with self._metrics.stages["decode"].time():
                 decoded = model.decoder.decode(body)
             state["rows"] = decoded.rows
             answer: ChurnAnswer
@@ -63,7 +61,7 @@ class Endpoints:
                 {"error": f"the predictor answered with an unusable response: {exc}"}, 502
             )
         bundle = model.bundle
-        with self._encode_seconds.time():
+        with self._metrics.stages["encode"].time():
             content = encode_response(
                 model_name=model.name,
                 model_version=bundle.version,
