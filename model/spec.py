@@ -21,7 +21,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from model.errors import MAX_REPORTED_ERRORS, ErrorCode, FieldError, ValidationFailed
-from model.schema import MissingPolicy
+from model.schema import MissingPolicy, NumericFeature
 
 FORMAT_VERSION = 1
 
@@ -96,6 +96,22 @@ class NumericSpec(BaseModel):
     impute_value: float | None
     mean: float
     scale: float
+
+    @classmethod
+    def fitted(
+        cls, feature: NumericFeature, *, impute_value: float | None, mean: float, scale: float
+    ) -> NumericSpec:
+        """The declared feature (bounds, integer flag, missing policy) with fitted statistics."""
+        return cls(
+            name=feature.name,
+            minimum=feature.minimum,
+            maximum=feature.maximum,
+            integer=feature.integer,
+            missing=feature.missing,
+            impute_value=impute_value,
+            mean=mean,
+            scale=scale,
+        )
 
     @model_validator(mode="after")
     def _impute_value_matches_policy(self) -> NumericSpec:
@@ -273,13 +289,14 @@ class FeatureSpec(BaseModel):
         with np.errstate(invalid="ignore"):
             out_of_range = (values < minimums) | (values > maximums)
             fractional = self._integer_features & np.isfinite(values) & (values != np.floor(values))
-        problems = unparsable | (missing & ~imputable) | out_of_range | fractional
+        unfilled = missing & ~imputable
+        problems = unparsable | unfilled | out_of_range | fractional
         if problems.any():
             for index in np.flatnonzero(problems.any(axis=0)).tolist():
                 spec = self.numeric[index]
                 for mask, code, reason in (
                     (unparsable, ErrorCode.NOT_A_NUMBER, "is not a number"),
-                    (missing & ~imputable, ErrorCode.MISSING_VALUE, "value is missing"),
+                    (unfilled, ErrorCode.MISSING_VALUE, "value is missing"),
                     (
                         out_of_range,
                         ErrorCode.OUT_OF_RANGE,

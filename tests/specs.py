@@ -11,12 +11,8 @@ def schema_spec(
 ) -> FeatureSpec:
     """Every feature with the same mean and scale; imputed features fill with `impute_value`."""
     numeric = tuple(
-        NumericSpec(
-            name=f.name,
-            minimum=f.minimum,
-            maximum=f.maximum,
-            integer=f.integer,
-            missing=f.missing,
+        NumericSpec.fitted(
+            f,
             impute_value=impute_value if f.missing == "impute" else None,
             mean=mean,
             scale=scale,

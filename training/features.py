@@ -61,12 +61,8 @@ def export_spec(fitted: ColumnTransformer, unknown: UnknownPolicy) -> FeatureSpe
             else None
         )
         numeric.append(
-            NumericSpec(
-                name=feature.name,
-                minimum=feature.minimum,
-                maximum=feature.maximum,
-                integer=feature.integer,
-                missing=feature.missing,
+            NumericSpec.fitted(
+                feature,
                 impute_value=impute_value,
                 mean=float(scaler.mean_[0]),
                 scale=float(scaler.scale_[0]),
