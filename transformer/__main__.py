@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model_name,
         settings.predictor_timeout_seconds,
         settings.predictor_encoding,
+        settings.predictor_max_connections,
     )
     metrics = Metrics()
     model = ChurnTransformer(

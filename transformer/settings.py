@@ -13,6 +13,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PredictorEncoding = Literal["json", "binary"]
+# The collocated runtime is one process answering one request at a time: more connections only
+# move the queue from the transformer into the runtime's socket buffers.
+DEFAULT_PREDICTOR_MAX_CONNECTIONS = 16
 
 
 class TransformerSettings(BaseSettings):
@@ -37,6 +40,12 @@ class TransformerSettings(BaseSettings):
     max_batch_rows: int = Field(50_000, ge=1, description="Larger batches get 413.")
     predictor_timeout_seconds: float = Field(
         10.0, gt=0, description="Per call to the predictor; exceeding it answers 503."
+    )
+    predictor_max_connections: int = Field(
+        DEFAULT_PREDICTOR_MAX_CONNECTIONS,
+        ge=1,
+        description="Open connections to the predictor at most; more concurrent calls wait "
+        "for one, and the wait counts toward predictor_timeout_seconds.",
     )
     predictor_encoding: PredictorEncoding = Field(
         "json",
