@@ -14,6 +14,15 @@ CUSTOMER_ID = "customerID"
 TARGET = "Churn"
 TARGET_VALUES = ("No", "Yes")  # index = label
 
+# Longest text, in characters, a request may send in one cell; training holds numbers as text
+# to the same limit. Telco data needs far less: categories have at most 25 characters ("Bank
+# transfer (automatic)"), customer IDs 10 ("7590-VHVEG"), numbers as text 7 ("8684.80"). The
+# headroom allows padding, full float precision ("-1.2345678901234567e-308" has 24) and other ID
+# schemes (a UUID has 36), while keeping the memory a request can claim proportional to its size.
+MAX_CATEGORY_CHARS = 64
+MAX_NUMBER_TEXT_CHARS = 32
+MAX_CUSTOMER_ID_CHARS = 64
+
 MissingPolicy = Literal["reject", "impute"]
 
 

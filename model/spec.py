@@ -9,6 +9,8 @@ vocabulary entry of each categorical feature, in declared order.
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,24 +67,60 @@ def category_codes(values: InputColumn, vocabulary: tuple[str, ...]) -> IntArray
     return codes
 
 
-def parse_numbers(values: npt.NDArray[np.generic]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    """Floats from numbers or numeric strings. Blank strings become NaN (missing).
+# Text that is a number, in training and serving alike: optional sign, ASCII digits with at most
+# one decimal point, optional exponent, optional surrounding ASCII whitespace. float() alone would
+# also take "nan", "inf", "1_0" and digits of other scripts (Arabic-Indic, full-width).
+ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
+NUMBER_TEXT = re.compile(
+    rf"[{ASCII_WHITESPACE}]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[{ASCII_WHITESPACE}]*"
+)
+# On text made only of the characters NUMBER_TEXT can match, float() accepts exactly what
+# NUMBER_TEXT matches (the two differ only on letters, underscores and non-ASCII characters), so
+# a whole column is checked with one translate() and converted with one map(float).
+_NUMBER_CHARACTERS = str.maketrans("", "", f"0123456789+-.eE{ASCII_WHITESPACE}")
 
-    Returns the floats and a mask of values that are neither blank nor a number.
+
+def _parse_number(value: object) -> float | None:
+    """A float by the NUMBER_TEXT grammar; NaN when missing (blank or None); None otherwise.
+
+    Numbers that are already numbers (in an object array) are taken as they are.
     """
-    if values.dtype.kind in "biuf":
-        return values.astype(np.float64, copy=False), np.zeros(values.shape[0], dtype=bool)
-    out = np.full(values.shape[0], np.nan, dtype=np.float64)
-    unparsable = np.zeros(values.shape[0], dtype=bool)
-    for row, raw in enumerate(values.tolist()):
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if not text.strip():
-            continue
-        try:
-            out[row] = float(text)
-        except ValueError:
-            unparsable[row] = True
-    return out, unparsable
+    if isinstance(value, str):
+        if NUMBER_TEXT.fullmatch(value):
+            return float(value)
+        return None if value.strip(ASCII_WHITESPACE) else math.nan
+    if value is None:
+        return math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def parse_numbers(values: InputColumn) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """Floats from numbers, or from text by the NUMBER_TEXT grammar (blank = NaN = missing).
+
+    Returns the floats and a mask of values that are neither missing nor a number. Lists are
+    read as they are: never through a fixed-width numpy string array, whose size is the row
+    count times the longest value.
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "biuf":
+            return values.astype(np.float64, copy=False), np.zeros(values.shape[0], dtype=bool)
+        values = values.tolist()
+    count = len(values)
+    not_a_number = np.zeros(count, dtype=bool)
+    try:
+        if not "".join(values).translate(_NUMBER_CHARACTERS):
+            return np.fromiter(map(float, values), np.float64, count), not_a_number
+    except (TypeError, ValueError):
+        pass  # not all text, or a blank or malformed value: name them row by row
+    parsed = np.full(count, np.nan)
+    for row, value in enumerate(map(_parse_number, values)):
+        if value is None:
+            not_a_number[row] = True
+        else:
+            parsed[row] = value
+    return parsed, not_a_number
 
 
 class NumericSpec(BaseModel):
@@ -277,7 +315,7 @@ class FeatureSpec(BaseModel):
         values = np.empty((rows, len(self.numeric)), dtype=np.float64)
         unparsable = np.zeros(values.shape, dtype=bool)
         for index, spec in enumerate(self.numeric):
-            values[:, index], unparsable[:, index] = parse_numbers(np.asarray(columns[spec.name]))
+            values[:, index], unparsable[:, index] = parse_numbers(columns[spec.name])
         missing = np.isnan(values) & ~unparsable
         imputable = missing & ~np.isnan(self._impute_values)
         if imputable.any():

@@ -19,6 +19,7 @@ from model.schema import (
     CATEGORICAL_FEATURES,
     CUSTOMER_ID,
     FEATURE_NAMES,
+    MAX_NUMBER_TEXT_CHARS,
     NUMERIC_FEATURES,
     TARGET,
     TARGET_VALUES,
@@ -137,7 +138,15 @@ def validate(
         clean[feature.name] = canonical
 
     for numeric in NUMERIC_FEATURES:
-        values, unparsable = parse_numbers(raw[numeric.name].to_numpy(dtype=object))
+        # The number grammar and length limit of serving (model/), so no text skews the two.
+        text = raw[numeric.name]
+        findings.reject(
+            numeric.name,
+            (text.str.len() > MAX_NUMBER_TEXT_CHARS).to_numpy(),
+            ErrorCode.TOO_LONG,
+            f"longer than {MAX_NUMBER_TEXT_CHARS} characters",
+        )
+        values, unparsable = parse_numbers(text.tolist())
         findings.reject(numeric.name, unparsable, ErrorCode.NOT_A_NUMBER, "is not a number")
         missing = np.isnan(values) & ~unparsable
         missing_values[numeric.name] = int(missing.sum())

@@ -8,6 +8,7 @@ to name the rows at fault.
 
 from __future__ import annotations
 
+import reprlib
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy.typing as npt
 import orjson
 
 from model.errors import MAX_REPORTED_ERRORS
+from model.schema import MAX_CATEGORY_CHARS, MAX_CUSTOMER_ID_CHARS, MAX_NUMBER_TEXT_CHARS
 from transformer.errors import (
     PredictorProtocolError,
     Problem,
@@ -34,6 +36,11 @@ OUTPUT_NAMES = (PROBABILITY_OUTPUT, CLASS_OUTPUT, CUSTOMER_ID_INPUT)
 PREDICTOR_INPUT = "input-0"
 # v2 binary tensor extension: length of the JSON header that precedes the raw tensor bytes.
 BINARY_HEADER = "inference-header-content-length"
+# The request "id" is echoed in the response: as long as an x-request-id header may be.
+MAX_REQUEST_ID_CHARS = 128
+# Client-chosen names (unknown inputs and outputs, datatypes) are cut to this in error messages,
+# so a refusal never mirrors a large body back.
+MAX_ECHOED_CHARS = 64
 
 INTEGER_DATATYPES = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
@@ -85,6 +92,11 @@ def _is_count(value: object) -> bool:
     return type(value) is int and value >= 0
 
 
+def _shown(text: str) -> str:
+    """A client-chosen string as an error message echoes it: cut when long."""
+    return text if len(text) <= MAX_ECHOED_CHARS else text[:MAX_ECHOED_CHARS] + "…"
+
+
 class RequestDecoder:
     """Decodes v2 requests for one feature layout (numeric and categorical input names)."""
 
@@ -132,7 +144,7 @@ class RequestDecoder:
             column = (
                 self._numeric_column(name, datatype, data, problems)
                 if name in self._numeric
-                else self._string_column(name, datatype, data, problems)
+                else self._string_column(name, datatype, data, MAX_CATEGORY_CHARS, problems)
             )
             if column is not None:
                 columns[name] = column
@@ -151,6 +163,10 @@ class RequestDecoder:
         request_id = document.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise _reject('"id" must be a string', Reason.INVALID_REQUEST)
+        if request_id is not None and len(request_id) > MAX_REQUEST_ID_CHARS:
+            raise _reject(
+                f'"id" is longer than {MAX_REQUEST_ID_CHARS} characters', Reason.TOO_LONG, "id"
+            )
         return request_id
 
     @staticmethod
@@ -167,10 +183,11 @@ class RequestDecoder:
         names = tuple(o["name"] for o in outputs)
         unknown = [n for n in names if n not in OUTPUT_NAMES]
         if unknown:
+            shown = _shown(unknown[0])
             raise _reject(
-                f"unknown output {unknown[0]!r}; available: {', '.join(OUTPUT_NAMES)}",
+                f"unknown output {shown!r}; available: {', '.join(OUTPUT_NAMES)}",
                 Reason.INVALID_REQUEST,
-                unknown[0],
+                shown,
             )
         return names
 
@@ -191,12 +208,14 @@ class RequestDecoder:
                 continue
             name: str = tensor["name"]
             if name in given:
-                problems.add(name, None, "input given more than once", Reason.INVALID_REQUEST)
+                problems.add(
+                    _shown(name), None, "input given more than once", Reason.INVALID_REQUEST
+                )
                 continue
             given.add(name)
             if name != CUSTOMER_ID_INPUT and name not in self._numeric | self._categorical:
                 problems.add(
-                    name,
+                    _shown(name),
                     None,
                     "unknown input; expected one tensor per feature: " + ", ".join(self._features),
                     Reason.UNKNOWN_INPUT,
@@ -210,7 +229,7 @@ class RequestDecoder:
                 problems.add(
                     name,
                     None,
-                    f"shape must be [N] (one value per row), got {shape!r}",
+                    f"shape must be [N] (one value per row), got {reprlib.repr(shape)}",
                     Reason.WRONG_SHAPE,
                 )
                 continue
@@ -261,13 +280,13 @@ class RequestDecoder:
     ) -> Column | None:
         if datatype == "BYTES":
             # Numbers as text (Telco exports leave TotalCharges blank): the spec parses them.
-            return self._string_column(name, datatype, data, problems)
+            return self._string_column(name, datatype, data, MAX_NUMBER_TEXT_CHARS, problems)
         if datatype not in NUMERIC_DATATYPES:
             problems.add(
                 name,
                 None,
-                f"datatype {datatype} is not accepted; use FP64 (or another numeric datatype) "
-                "or BYTES",
+                f"datatype {_shown(datatype)} is not accepted; use FP64 (or another numeric "
+                "datatype) or BYTES",
                 Reason.WRONG_DATATYPE,
             )
             return None
@@ -302,13 +321,13 @@ class RequestDecoder:
 
     @staticmethod
     def _string_column(
-        name: str, datatype: str, data: list[Any], problems: _Problems
+        name: str, datatype: str, data: list[Any], max_chars: int, problems: _Problems
     ) -> Column | None:
         if datatype != "BYTES":
             problems.add(
                 name,
                 None,
-                f"datatype {datatype} is not accepted; this input takes BYTES (strings)",
+                f"datatype {_shown(datatype)} is not accepted; this input takes BYTES (strings)",
                 Reason.WRONG_DATATYPE,
             )
             return None
@@ -322,9 +341,8 @@ class RequestDecoder:
                 problems,
             )
             return None
-        if type(None) in types:
-            return ["" if v is None else v for v in data]
-        return data
+        column = ["" if v is None else v for v in data] if type(None) in types else data
+        return None if _too_long(name, column, max_chars, problems) else column
 
     @staticmethod
     def _customer_ids(datatype: str, data: list[Any], problems: _Problems) -> list[str] | None:
@@ -333,11 +351,29 @@ class RequestDecoder:
                 CUSTOMER_ID_INPUT, None, "must be a BYTES tensor of strings", Reason.WRONG_DATATYPE
             )
             return None
-        return data
+        return None if _too_long(CUSTOMER_ID_INPUT, data, MAX_CUSTOMER_ID_CHARS, problems) else data
 
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _STRING_TYPES = frozenset({str, type(None)})
+
+
+def _too_long(name: str, column: list[str], max_chars: int, problems: _Problems) -> bool:
+    """Report the cells longer than max_chars, before any of them reaches numpy.
+
+    A fixed-width numpy array of these strings would cost rows x longest x 4 bytes; the limits
+    keep every later step proportional to the body. One C-level pass when nothing is too long.
+    """
+    if not column or max(map(len, column)) <= max_chars:
+        return False
+    lengths = np.fromiter(map(len, column), dtype=np.int64, count=len(column))
+    problems.add_rows(
+        name,
+        np.flatnonzero(lengths > max_chars),
+        f"longer than {max_chars} characters",
+        Reason.TOO_LONG,
+    )
+    return True
 
 
 def _report_rows(

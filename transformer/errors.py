@@ -23,6 +23,7 @@ class Reason(StrEnum):
     BODY_TOO_LARGE = "body_too_large"
     MISSING_VALUE = "missing_value"
     NOT_A_NUMBER = "not_a_number"
+    TOO_LONG = "too_long"
     OUT_OF_RANGE = "out_of_range"
     NOT_WHOLE = "not_whole_number"
     UNKNOWN_CATEGORY = "unknown_category"

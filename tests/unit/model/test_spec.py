@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import tracemalloc
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from model.errors import ValidationFailed
+from model.errors import ErrorCode, ValidationFailed
 from model.schema import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from model.spec import (
+    ASCII_WHITESPACE,
     MISSING,
+    NUMBER_TEXT,
     UNKNOWN,
     FeatureSpec,
+    InputColumn,
     UnknownPolicy,
     category_codes,
     parse_numbers,
@@ -127,11 +135,101 @@ def test_category_codes_mark_unknown_and_blank() -> None:
     np.testing.assert_array_equal(codes, [1, 0, UNKNOWN, MISSING])
 
 
-def test_parse_numbers_accepts_numeric_strings_and_blanks() -> None:
-    values, bad = parse_numbers(np.array(["1.5", " ", "x", b"2"], dtype=object))
-    np.testing.assert_array_equal(values[[0, 3]], [1.5, 2.0])
-    assert np.isnan(values[1])
-    np.testing.assert_array_equal(bad, [False, False, True, False])
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("12", 12.0),
+        ("8684.80", 8684.8),
+        ("1e5", 1e5),
+        ("-.5", -0.5),
+        ("+3.", 3.0),
+        (" 12 ", 12.0),
+        ("\t7\r\n", 7.0),
+        ("1E-2", 0.01),
+        ("007", 7.0),
+        ("1e999", math.inf),  # a number, refused later as out of range
+    ],
+)
+def test_number_grammar_accepts_ascii_decimal_text(text: str, number: float) -> None:
+    # Alone (the whole-column path) and beside a refused value (the row-by-row path).
+    for column, row in (([text], 0), (["x", text], 1)):
+        values, not_a_number = parse_numbers(column)
+        assert values[row] == number
+        assert not not_a_number[row]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1_0",
+        "\u0661\u0662",  # Arabic-Indic digits
+        "\uff11\uff12",  # full-width digits
+        "NaN",
+        "nan",
+        "inf",
+        "-Infinity",
+        "12\u00a0",  # no-break space is not ASCII whitespace
+        "\u00a0",
+        "1e",
+        ".",
+        "+",
+        "--1",
+        "1.2.3",
+        "1 2",
+        "0x10",
+        "1e5.5",
+        "12abc",
+    ],
+)
+def test_number_grammar_refuses_everything_else(text: str) -> None:
+    for column, row in (([text], 0), (["12", text], 1), (["", text], 1)):
+        values, not_a_number = parse_numbers(column)
+        assert not_a_number.tolist() == [r == row for r in range(len(column))]
+        assert np.isnan(values[row])
+
+
+def test_blank_text_and_none_are_missing_not_bad() -> None:
+    values, not_a_number = parse_numbers(["", "  ", "\t\n", None, "2"])
+    np.testing.assert_array_equal(values, [np.nan, np.nan, np.nan, np.nan, 2.0])
+    assert not not_a_number.any()
+
+
+@given(st.text(alphabet="0123456789+-.eE_ \t\nainf\u0661\uff11\u00a0", max_size=8))
+def test_whole_column_path_follows_the_grammar(text: str) -> None:
+    """The fast path (translate + float) and NUMBER_TEXT agree on any text."""
+    values, not_a_number = parse_numbers([text])
+    if NUMBER_TEXT.fullmatch(text):
+        assert values[0] == float(text)
+        assert not not_a_number[0]
+    else:
+        assert np.isnan(values[0])
+        assert not_a_number[0] == bool(text.strip(ASCII_WHITESPACE))
+
+
+def test_nan_text_is_not_a_number_even_where_missing_values_are_imputed() -> None:
+    data: dict[str, InputColumn] = {**columns(4)}
+    data["TotalCharges"] = ["NaN", "", "1_0", "12"]
+    with pytest.raises(ValidationFailed) as caught:
+        make_spec().transform(data)
+    assert [(e.field, e.row, e.code) for e in caught.value.errors] == [
+        ("TotalCharges", 0, ErrorCode.NOT_A_NUMBER),
+        ("TotalCharges", 2, ErrorCode.NOT_A_NUMBER),
+    ]
+
+
+def test_memory_of_numbers_as_text_follows_the_input_not_its_longest_value() -> None:
+    """A fixed-width string array would take rows x longest x 4 bytes (400 MB here)."""
+    rows, longest = 2000, 50_000
+    data: dict[str, InputColumn] = {**columns(rows)}
+    data["MonthlyCharges"] = ["1"] * (rows - 1) + ["9" * longest]
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationFailed, match="outside the valid range"):
+            make_spec().transform(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024
 
 
 def test_spec_round_trips_through_json_and_rejects_a_wrong_layout() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from model.schema import TARGET
+from model.schema import MAX_NUMBER_TEXT_CHARS, TARGET
 from training.settings import TrainingSettings
 from training.synthetic import generate
 from training.validation import DataError, read_csv, validate
@@ -65,6 +66,29 @@ def test_unknown_categories_and_bad_numbers_drop_rows_with_reasons(export: pd.Da
     rows = {(e.field, e.row) for e in report.examples}
     # 1-based CSV data rows.
     assert rows == {("PaymentMethod", 6), ("tenure", 7), ("MonthlyCharges", 8), (TARGET, 9)}
+
+
+def test_numbers_follow_the_serving_grammar_and_length_limit(export: pd.DataFrame) -> None:
+    """The same text is a number, missing or refused in training as in serving (model/)."""
+    blank_elsewhere = (export.loc[7:, "TotalCharges"].str.strip() == "").sum()
+    export.loc[0:6, "TotalCharges"] = ["NaN", "1_0", "\uff11\uff12", "inf", " 1e3 ", "", "0" * 33]
+    clean, report = validate(export, settings())
+    assert report.dropped == {
+        "TotalCharges: is not a number": 4,
+        f"TotalCharges: longer than {MAX_NUMBER_TEXT_CHARS} characters": 1,
+    }
+    assert {(e.field, e.row, e.reason) for e in report.examples} == {
+        ("TotalCharges", 1, "is not a number"),
+        ("TotalCharges", 2, "is not a number"),
+        ("TotalCharges", 3, "is not a number"),
+        ("TotalCharges", 4, "is not a number"),
+        ("TotalCharges", 7, f"longer than {MAX_NUMBER_TEXT_CHARS} characters"),
+    }
+    # "NaN" is not a blank: of the seven, only CSV row 6 is missing (kept for imputation). The
+    # clean frame starts with CSV rows 5 and 6: rows 1-4 and 7 were dropped.
+    assert report.missing_values["TotalCharges"] == blank_elsewhere + 1
+    assert clean.loc[0, "TotalCharges"] == 1000.0
+    assert np.isnan(clean.loc[1, "TotalCharges"])
 
 
 def test_exact_duplicates_are_removed_and_conflicting_ids_dropped(export: pd.DataFrame) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
+from model.schema import MAX_CATEGORY_CHARS, MAX_CUSTOMER_ID_CHARS, MAX_NUMBER_TEXT_CHARS
 from model.spec import FeatureSpec
 from transformer.codec import (
     BINARY_HEADER,
@@ -144,6 +145,56 @@ def test_batches_over_the_row_limit_get_413(spec: FeatureSpec) -> None:
     rejected = rejection(small, body(v2_inputs(3)))
     assert rejected.status == 413
     assert rejected.reasons == {Reason.TOO_MANY_ROWS}
+
+
+@pytest.mark.parametrize(
+    ("name", "datatype", "limit"),
+    [
+        ("Contract", "BYTES", MAX_CATEGORY_CHARS),
+        ("TotalCharges", "BYTES", MAX_NUMBER_TEXT_CHARS),
+        ("customerID", "BYTES", MAX_CUSTOMER_ID_CHARS),
+    ],
+)
+def test_text_longer_than_its_limit_is_refused_naming_input_and_row(
+    name: str, datatype: str, limit: int, decoder: RequestDecoder
+) -> None:
+    # At the limit is fine (padding is allowed); one more character is not.
+    fits = " " * (limit - 2) + ("12" if name == "TotalCharges" else "No")
+    inputs = [t for t in v2_inputs(3) if t["name"] != name]
+    data = {"Contract": ["One year"] * 3, "TotalCharges": ["1"] * 3, "customerID": ["a"] * 3}
+    data[name] = [data[name][0], fits, fits + " "]
+    inputs.append({"name": name, "datatype": datatype, "shape": [3], "data": data[name]})
+    rejected = rejection(decoder, body(inputs))
+    assert rejected.status == 400
+    assert [(p.input, p.row, p.kind) for p in rejected.problems] == [(name, 2, Reason.TOO_LONG)]
+    assert rejected.to_json()["details"] == [
+        {"input": name, "row": 2, "reason": f"longer than {limit} characters"}
+    ]
+
+
+def test_every_too_long_cell_is_counted(decoder: RequestDecoder) -> None:
+    inputs = replace(v2_inputs(200), "gender", data=["x" * 65] * 200)
+    rejected = rejection(decoder, body(inputs))
+    assert rejected.total == 200
+    assert len(rejected.problems) == 50
+
+
+def test_request_id_is_echoed_only_up_to_its_limit(decoder: RequestDecoder) -> None:
+    assert decoder.decode(body(v2_inputs(), id="r" * 128)).request_id == "r" * 128
+    rejected = rejection(decoder, body(v2_inputs(), id="r" * 129))
+    assert [(p.input, p.kind) for p in rejected.problems] == [("id", Reason.TOO_LONG)]
+
+
+def test_refusals_never_mirror_large_client_values(decoder: RequestDecoder) -> None:
+    """Names, datatypes and shapes the client chose are echoed cut short, not in full."""
+    huge = "n" * 100_000
+    inputs = replace(v2_inputs(), "tenure", datatype=huge)
+    inputs = replace(inputs, "Contract", shape=list(range(100_000)))
+    inputs.append({"name": huge, "datatype": "BYTES", "shape": [2], "data": ["a", "b"]})
+    for raw in (body(inputs), body(v2_inputs(), outputs=[{"name": huge}])):
+        rejected = rejection(decoder, raw)
+        assert rejected.problems
+        assert len(orjson.dumps(rejected.to_json())) < 2000
 
 
 def test_requested_outputs_are_checked_and_kept(decoder: RequestDecoder) -> None:
