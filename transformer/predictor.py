@@ -43,6 +43,7 @@ MAX_HEADER_BYTES = 64 * 1024
 # text is 24 characters, plus separators; 8 bytes in binary), plus the JSON around them.
 MAX_BODY_BYTES_PER_ROW = 2 * 32
 MAX_BODY_OVERHEAD_BYTES = 64 * 1024
+_HEAD_TOO_LARGE = f"the answer's status line and headers exceed {MAX_HEADER_BYTES} bytes"
 # Response headers the caller reads, plus the two that frame the body; the rest are skipped.
 _KEPT_HEADERS = frozenset(
     {b"content-type", b"inference-header-content-length", b"content-length", b"transfer-encoding"}
@@ -87,7 +88,12 @@ class _Connection(asyncio.Protocol):
 
     def _reset_response(self) -> None:
         self._headers: dict[str, str] = {}
-        self._header_bytes = 0
+        self._head_done = False
+        # Two lower bounds on the size of the status line and headers: the headers parsed so
+        # far, and the reads that ended before the headers did (llhttp holds a header back
+        # until it ends, so an endless one reaches no callback).
+        self._head_bytes = 0
+        self._unfinished_head_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._received = False
@@ -107,8 +113,14 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(PredictorProtocolError("the predictor switched protocols (HTTP 101)"))
+            return
         except httptools.HttpParserError as exc:
             self._fail(self._refusal or PredictorProtocolError(f"not an HTTP response ({exc})"))
+            return
+        if not self._head_done:
+            self._unfinished_head_bytes += len(data)
+            if self._unfinished_head_bytes > MAX_HEADER_BYTES:
+                self._fail(PredictorProtocolError(_HEAD_TOO_LARGE))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -121,10 +133,10 @@ class _Connection(asyncio.Protocol):
             self._refuse("the predictor sent more than one answer")
 
     def on_status(self, status: bytes) -> None:
-        self._count_header_bytes(len(status))
+        self._count_head_bytes(len(status))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(len(name) + len(value))
+        self._count_head_bytes(len(name) + len(value))
         name = name.lower()
         if name in _KEPT_HEADERS:
             self._headers[name.decode()] = value.decode("latin-1")
@@ -133,6 +145,7 @@ class _Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if status < HTTPStatus.OK:
             return  # interim (100 Continue, 103 Early Hints): the real answer follows
+        self._head_done = True
         if status != HTTPStatus.OK:
             # Judged by status alone: its body may echo request data and is never read.
             self._resolve(Response(status, self._headers, b""))
@@ -182,10 +195,10 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    def _count_header_bytes(self, size: int) -> None:
-        self._header_bytes += size + 4  # ": " and CRLF
-        if self._header_bytes > MAX_HEADER_BYTES:
-            self._refuse(f"the answer's headers exceed {MAX_HEADER_BYTES} bytes")
+    def _count_head_bytes(self, size: int) -> None:
+        self._head_bytes += size + 4  # ": " and CRLF
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self._refuse(_HEAD_TOO_LARGE)
 
     def _check_body_size(self, size: int) -> None:
         if size > self._max_body_bytes:

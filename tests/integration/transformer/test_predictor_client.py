@@ -318,14 +318,19 @@ async def test_an_answer_larger_than_the_rows_can_need_is_refused(framing: str) 
     await with_server(Server(answer), test)
 
 
-async def test_oversized_answer_headers_are_refused() -> None:
-    cookie = b"x-padding: " + b"a" * MAX_HEADER_BYTES + b"\r\n"
+@pytest.mark.parametrize("arrival", ["in one read", "never ending, over many reads"])
+async def test_oversized_answer_headers_are_refused(arrival: str) -> None:
+    def answer(request: bytes) -> bytes | Later:
+        if arrival == "in one read":
+            padding = b"x-padding: " + b"a" * MAX_HEADER_BYTES + b"\r\n"
+            return chunked(answer_body(request), head=padding)
+        return (b"HTTP/1.1 200 OK\r\nx-padding: ", *[b"a" * 8192] * (MAX_HEADER_BYTES // 8192 + 1))
 
     async def test(url: str) -> None:
         with pytest.raises(PredictorProtocolError, match="headers exceed"):
             await call(url)
 
-    await with_server(Server(lambda request: chunked(answer_body(request), head=cookie)), test)
+    await with_server(Server(answer), test)
 
 
 async def test_a_refusal_is_a_protocol_error_naming_only_the_status() -> None:
