@@ -289,6 +289,8 @@ async def test_waiting_for_a_free_connection_counts_toward_the_timeout() -> None
         client = PredictorClient(url, "churn", timeout_seconds=0.2, max_connections=1)
         try:
             ready = asyncio.ensure_future(client.ready())
+            while server.requests < 1:  # the readiness check holds the connection
+                await asyncio.sleep(0.01)
             with pytest.raises(PredictorUnavailable, match="did not answer in time"):
                 await client.predict_proba(matrix(0), "r0")
             assert (server.connections, server.requests) == (1, 1)
