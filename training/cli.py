@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from model import storage
 from model.errors import BundleError
 from training import registry
 from training.settings import TrainingSettings
-from training.synthetic import generate
+from training.synthetic import generate, labels
 from training.train import load_and_validate, train
 from training.validation import DataError
 
@@ -62,7 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="Share of rows given real-export quirks (case, whitespace, duplicates, bad values).",
     )
+    generate.add_argument(
+        "--signal",
+        type=float,
+        default=1.0,
+        help="Scale of the contract and fiber effects on churn (0: a worse model's data).",
+    )
+    generate.add_argument(
+        "--drift",
+        type=float,
+        default=0.0,
+        help="Population shift: more month-to-month contracts, charges up 20%% per unit.",
+    )
     generate.add_argument("--output", required=True, help="CSV path (local or s3://).")
+    generate.add_argument(
+        "--labels-output",
+        help="Also write these customers' outcomes (customerID, Churn, label_date) to this CSV.",
+    )
+    generate.add_argument(
+        "--label-date",
+        default=None,
+        help="label_date of the outcomes (ISO date; default today, UTC).",
+    )
 
     validate = commands.add_parser("validate", help="Check a CSV; print the JSON report.")
     _settings_flags(
@@ -101,9 +123,17 @@ def _settings(args: argparse.Namespace) -> TrainingSettings:
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "generate":
         log.info("generating %d rows (seed %d)", args.rows, args.seed)
-        frame = generate(args.rows, args.seed, args.dirty_fraction)
+        frame = generate(
+            args.rows, args.seed, args.dirty_fraction, signal=args.signal, drift=args.drift
+        )
         storage.write_bytes(args.output, frame.to_csv(index=False).encode())
-        return {"output": args.output, "rows": len(frame), "seed": args.seed}
+        result = {"output": args.output, "rows": len(frame), "seed": args.seed}
+        if args.labels_output:
+            label_date = args.label_date or datetime.now(UTC).date().isoformat()
+            outcomes = labels(frame, label_date).to_csv(index=False).encode()
+            storage.write_bytes(args.labels_output, outcomes)
+            result["labels_output"] = args.labels_output
+        return result
     settings = _settings(args)
     if args.command == "validate":
         _, report, _ = load_and_validate(settings)

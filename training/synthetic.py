@@ -3,6 +3,11 @@
 The churn signal follows what real telco data shows: month-to-month contracts, short tenure,
 fiber internet, electronic checks and high charges raise churn; long contracts, support
 add-ons and tenure lower it. `dirty_fraction` injects the quirks of real exports.
+
+For monitoring scenarios: `drift` shifts the population (more month-to-month contracts, higher
+charges) without changing how churn follows from it; `signal` scales the contract and fiber
+effects on churn, so a model trained on `signal=0` data misses them and is genuinely worse on
+normal customers; `labels` turns customers into the outcome file a CRM would deliver later.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from model.schema import CSV_COLUMNS, CUSTOMER_ID, TARGET
+
+LABEL_DATE = "label_date"
 
 _ADDONS = (
     "OnlineSecurity",
@@ -33,7 +40,14 @@ def _yes_no(flags: np.ndarray) -> np.ndarray:
     return np.where(flags, "Yes", "No")
 
 
-def generate(rows: int, seed: int = 42, dirty_fraction: float = 0.0) -> pd.DataFrame:
+def generate(
+    rows: int,
+    seed: int = 42,
+    dirty_fraction: float = 0.0,
+    *,
+    signal: float = 1.0,
+    drift: float = 0.0,
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     senior = rng.random(rows) < 0.16
     partner = rng.random(rows) < 0.48
@@ -44,7 +58,7 @@ def generate(rows: int, seed: int = 42, dirty_fraction: float = 0.0) -> pd.DataF
         rng.integers(0, 12, rows),
         np.clip(rng.gamma(2.0, 18.0, rows), 0, 72).astype(int),
     )
-    contract_draw = rng.random(rows) + tenure / 144
+    contract_draw = rng.random(rows) + tenure / 144 - 0.3 * drift
     contract = np.select(
         [contract_draw < 0.62, contract_draw < 0.85], ["Month-to-month", "One year"], "Two year"
     )
@@ -63,14 +77,16 @@ def generate(rows: int, seed: int = 42, dirty_fraction: float = 0.0) -> pd.DataF
         + sum(np.where(addon_flags[a], p, 0.0) for a, p in zip(_ADDONS, _ADDON_PRICE, strict=True))
         + rng.normal(0, 2.5, rows)
     )
-    monthly = np.round(np.clip(monthly, 18.25, 118.75), 2)
+    charge_factor = 1 + 0.2 * drift
+    monthly = np.round(np.clip(monthly * charge_factor, 18.25, 118.75 * charge_factor), 2)
     total = np.round(tenure * monthly * rng.uniform(0.97, 1.03, rows), 2)
 
     logit = (
         -1.2
-        + np.select([contract == "Month-to-month", contract == "Two year"], [1.3, -1.4], 0.0)
+        + signal
+        * np.select([contract == "Month-to-month", contract == "Two year"], [1.3, -1.4], 0.0)
         - 0.035 * tenure
-        + np.where(internet == "Fiber optic", 0.8, 0.0)
+        + signal * np.where(internet == "Fiber optic", 0.8, 0.0)
         + np.where(payment == "Electronic check", 0.6, 0.0)
         + np.where(senior, 0.3, 0.0)
         + np.where(paperless, 0.3, 0.0)
@@ -108,6 +124,17 @@ def generate(rows: int, seed: int = 42, dirty_fraction: float = 0.0) -> pd.DataF
     if dirty_fraction > 0:
         frame = _add_export_quirks(frame, rng, dirty_fraction)
     return frame
+
+
+def labels(customers: pd.DataFrame, label_date: str) -> pd.DataFrame:
+    """The delayed outcomes of these customers, as a CRM export: customerID, Churn, label_date."""
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: customers[CUSTOMER_ID],
+            TARGET: customers[TARGET],
+            LABEL_DATE: label_date,
+        }
+    )
 
 
 def _id_codes(rng: np.random.Generator, rows: int) -> list[str]:
