@@ -7,6 +7,9 @@ CHURN_TRANSFORMER_* variables (transformer/settings.py).
 One process, one uvicorn worker: with --workers > 1 kserve forks workers whose Prometheus
 counters are separate, so /metrics would show whichever worker answered the scrape. Scale
 with replicas (HPA) instead.
+
+kserve's flags that this transformer would ignore are refused (IGNORED_FLAGS) rather than
+silently dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import logging
 import math
 import sys
 
-from kserve import ModelServer
 from kserve import logging as kserve_logging
 from kserve import model_server as kserve_model_server
 from kserve.predictor_config import PredictorConfig
@@ -28,8 +30,25 @@ from transformer.auth import TokenFileError, TokenStore
 from transformer.metrics import Metrics
 from transformer.model import ChurnTransformer
 from transformer.predictor import PredictorClient
-from transformer.server import install
+from transformer.server import ChurnModelServer, install
 from transformer.settings import TransformerSettings
+
+_GRPC_OFF = "gRPC is off (it would bypass the bearer token check)"
+# kserve flags the transformer does not act on, and why: refused unless left at their default.
+IGNORED_FLAGS = {
+    "enable_grpc": _GRPC_OFF,
+    "grpc_port": _GRPC_OFF,
+    "max_threads": _GRPC_OFF,
+    "grpc_max_send_message_length": _GRPC_OFF,
+    "grpc_max_receive_message_length": _GRPC_OFF,
+    "enable_latency_logging": "the audit line carries every request's latency",
+    "enable_docs_url": "/docs is not served; only the routes in docs/api.md are",
+    "access_log_format": "the audit line is the access log (uvicorn's is off: it would log "
+    "query strings)",
+    "protocol": "it is deprecated; pass --predictor_protocol v2",
+    "predictor_request_timeout_seconds": "set CHURN_TRANSFORMER_PREDICTOR_TIMEOUT_SECONDS",
+    "predictor_request_retries": "predictor calls are not retried; a failure answers 503",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "front of a v2 sklearn predictor.",
         parents=[kserve_model_server.parser],
     )
+    # kserve turns these on by default; here only an explicit "true" asks for them.
+    parser.set_defaults(enable_grpc=False, enable_latency_logging=False)
     args = parser.parse_args(argv)
+    for flag, reason in IGNORED_FLAGS.items():
+        if getattr(args, flag) != parser.get_default(flag):
+            parser.error(f"--{flag} is not supported by this transformer: {reason}")
     if args.workers != 1:
         parser.error("--workers must be 1: metrics would split across workers; scale replicas")
     if args.predictor_protocol != "v2":
@@ -58,6 +82,11 @@ def configure_logging(args: argparse.Namespace) -> None:
     ours.propagate = False
     # kserve's timing middleware logs two lines per request at INFO; the audit line replaces them.
     kserve_logging.trace_logger.setLevel(logging.WARNING)
+    # uvicorn's access log prints the query string, where a client may have put a token; the
+    # audit line (path only) replaces it. No handler anywhere: uvicorn then skips it entirely.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         metrics=metrics,
         audit=AuditTrail(sys.stdout.buffer),
     )
-    server = ModelServer(
+    server = ChurnModelServer(
         http_port=args.http_port,
         workers=1,
-        # gRPC would bypass the bearer-token middleware: the transformer serves REST only.
+        max_asyncio_workers=args.max_asyncio_workers,  # threads for large batches
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        # Refused in parse_args when asked for (IGNORED_FLAGS).
         enable_grpc=False,
-        # The audit line already carries per-request latency.
         enable_latency_logging=False,
+        enable_docs_url=False,
+        access_log_format=None,
         predictor_config=PredictorConfig(
             predictor_host=args.predictor_host,
             predictor_protocol=args.predictor_protocol,

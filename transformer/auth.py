@@ -65,6 +65,9 @@ def parse_tokens(raw: bytes) -> dict[str, bytes]:
             )
         if any(c.isspace() for c in token):
             raise TokenFileError(f"token {name!r} must not contain whitespace")
+        if not (token.isascii() and token.isprintable()):
+            # Header values arrive as bytes read as Latin-1: any other character never matches.
+            raise TokenFileError(f"token {name!r} must hold printable ASCII characters only")
         digests[name] = _digest(token)
     return digests
 

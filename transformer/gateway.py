@@ -1,11 +1,19 @@
-"""The ASGI front door: request id, bearer token, rate limit, body size, request metrics and one
-audit line per request, and the routes the transformer owns.
+"""The ASGI front door: an explicit route allowlist, request id, bearer token, rate limit, body
+size, request metrics and one audit line per request.
 
 It wraps kserve's whole app and runs before FastAPI parses anything: a refused request costs a
-header lookup, not a JSON parse. The v2 infer and readiness routes are answered here directly;
-FastAPI's router and kserve's per-request timing middleware cost more CPU than the whole
-preprocessing at batch 1. Every other path goes on to kserve's app (metadata, liveness,
-/metrics), the body replayed.
+header lookup, not a JSON parse. Only the routes in the table reach anything: every other path
+gets a JSON 404 and every other method a JSON 405 with an Allow header, token or not (the route
+list is public, so hiding it behind a token would protect nothing). kserve's app registers
+routes the transformer must never serve (model repository load/unload, v1, versioned v2); they
+are unreachable because the gateway never hands them on. A route is answered here (infer,
+readiness: FastAPI's router and kserve's timing middleware cost more CPU than the whole
+preprocessing at batch 1) or by kserve's app (liveness, model metadata, /metrics), the body
+replayed.
+
+Credentials come from the request's header block only. uvicorn's httptools protocol would
+append chunked trailer fields to the same header list; transformer/server.py keeps them out
+and marks the request (TRAILERS_STATE_KEY), and a request carrying trailers is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -39,6 +47,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
+# Set in the request's state by the HTTP protocol when trailer fields arrived after the body.
+TRAILERS_STATE_KEY = "churn.trailer_fields"
 # Caller-supplied ids are logged, so only a safe, bounded alphabet is taken over.
 _REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -88,8 +98,21 @@ class Reply:
         await send({"type": "http.response.body", "body": self.body})
 
 
-InferHandler = Callable[[bytes, dict[str, Any]], Awaitable[Reply]]
-ReadyHandler = Callable[[], Awaitable[Reply]]
+# The request body (empty on open routes) and the request state -> the whole answer.
+Handler = Callable[[bytes, dict[str, Any]], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One method on one path: whether it needs a token, and who answers it."""
+
+    token: bool
+    # None: kserve's app answers it.
+    answer: Handler | None = None
+
+
+# path -> method -> route
+Routes = Mapping[str, Mapping[str, Route]]
 
 
 class Gateway:
@@ -97,11 +120,7 @@ class Gateway:
         self,
         app: ASGIApp,
         *,
-        infer_path: str,
-        infer: InferHandler,
-        ready_paths: frozenset[str],
-        ready: ReadyHandler,
-        open_paths: frozenset[str],
+        routes: Routes,
         tokens: TokenStore,
         limiter: RateLimiter,
         max_body_bytes: int,
@@ -110,28 +129,27 @@ class Gateway:
         model_version: Callable[[], str],
     ) -> None:
         self.app = app
-        self._infer_path = infer_path
-        self._infer = infer
-        self._ready_paths = ready_paths
-        self._ready = ready
+        self._routes = routes
+        self._route_list = ", ".join(
+            f"{method} {path}" for path, methods in routes.items() for method in methods
+        )
         self._tokens = tokens
         self._limiter = limiter
         self._max_body_bytes = max_body_bytes
-        self._open_paths = open_paths
         self._metrics = metrics
         self._audit = audit
         self._model_version = model_version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan (websockets are off: transformer/server.py)
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        if path in self._ready_paths and scope["method"] == "GET":
-            await (await self._ready()).send(send)
-            return
-        if path in self._open_paths:
-            await self.app(scope, receive, send)
+        methods = self._routes.get(scope["path"])
+        route = methods.get(scope["method"]) if methods is not None else None
+        if route is not None and not route.token:
+            # Probes and scrapes: no token, no body, no audit line.
+            scope.setdefault("state", {})
+            await self._answer(route, scope, b"", receive, send)
             return
         started = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -151,26 +169,41 @@ class Gateway:
             await send(message)
 
         try:
+            if route is None:
+                await self._refuse_unrouted(scope, methods, send_with_request_id)
+                return
             body = await self._admit(state, headers, receive, send_with_request_id)
             if body is not None:
-                await self._route(scope, body, state, receive, send_with_request_id)
+                await self._answer(route, scope, body, receive, send_with_request_id)
         finally:
             self._record(scope, request_id, status, started, state)
 
-    async def _route(
-        self, scope: Scope, body: bytes, state: dict[str, Any], receive: Receive, send: Send
+    async def _answer(
+        self, route: Route, scope: Scope, body: bytes, receive: Receive, send: Send
     ) -> None:
-        if scope["path"] == self._infer_path and scope["method"] == "POST":
-            try:
-                reply = await self._infer(body, state)
-            except Exception:
-                # The gateway wraps kserve's whole app, error middleware included: a bug in a
-                # handler must still end as a 500, never as a dropped connection.
-                logger.exception("request %s: unexpected error", state["request_id"])
-                reply = Reply.json({"error": "internal error; see the transformer log"}, 500)
-            await reply.send(send)
-        else:
+        state = scope["state"]
+        if route.answer is None:
             await self.app(scope, _replay(body, receive), send)
+            return
+        try:
+            reply = await route.answer(body, state)
+        except Exception:
+            # The gateway wraps kserve's whole app, error middleware included: a bug in a
+            # handler must still end as a 500, never as a dropped connection.
+            logger.exception("request %s: unexpected error", state.get("request_id"))
+            reply = Reply.json({"error": "internal error; see the transformer log"}, 500)
+        await reply.send(send)
+
+    async def _refuse_unrouted(
+        self, scope: Scope, methods: Mapping[str, Route] | None, send: Send
+    ) -> None:
+        if methods is None:
+            message = f"unknown path; the routes are: {self._route_list}"
+            await Reply.json({"error": message}, 404).send(send)
+            return
+        allowed = ", ".join(methods)
+        message = f"method {scope['method']} is not allowed here; allowed: {allowed}"
+        await Reply.json({"error": message}, 405, allow=allowed).send(send)
 
     async def _refuse_unauthenticated(self, send: Send, failure: AuthFailure) -> None:
         self._metrics.auth_failures.labels(failure.value).inc()
@@ -187,7 +220,11 @@ class Gateway:
     async def _admit(
         self, state: dict[str, Any], headers: dict[str, str], receive: Receive, send: Send
     ) -> bytes | None:
-        """Token, rate limit, then body size: the body if admitted, else None (answered)."""
+        """Token, rate limit, body size, then trailers: the body if admitted, else None
+        (answered)."""
+        if "trailer" in headers:
+            await self._refuse_trailers(send)
+            return None
         auth = self._tokens.authenticate(headers.get("authorization"))
         if auth.failure is not None or auth.token_name is None:
             await self._refuse_unauthenticated(send, auth.failure or AuthFailure.INVALID)
@@ -207,7 +244,16 @@ class Gateway:
         body = await self._read_body(receive)
         if body is None:
             await self._refuse_too_large(send, "the body")
+        elif state.get(TRAILERS_STATE_KEY):
+            # Known only once the body has been read: trailers follow the last chunk.
+            await self._refuse_trailers(send)
+            return None
         return body
+
+    async def _refuse_trailers(self, send: Send) -> None:
+        self._metrics.validation_failures.labels(Reason.INVALID_REQUEST.value).inc()
+        message = "trailer fields are not accepted; send every header before the body"
+        await Reply.json({"error": message}, 400).send(send)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None once it grows past the limit (chunked uploads)."""

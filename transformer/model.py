@@ -7,6 +7,7 @@ InferRequest: the hot path never round-trips tensors through Python lists or pyd
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -14,16 +15,29 @@ from typing import Any
 import kserve
 import numpy as np
 import numpy.typing as npt
-from kserve.errors import InvalidInput
 
 from model.bundle import ServingBundle, load_serving_bundle
 from model.errors import ValidationFailed
-from transformer.codec import DecodedRequest, RequestDecoder
+from transformer.codec import (
+    CLASS_OUTPUT,
+    CUSTOMER_ID_INPUT,
+    OUTPUT_NAMES,
+    PROBABILITY_OUTPUT,
+    DecodedRequest,
+    RequestDecoder,
+)
 from transformer.errors import RequestRejected, problem_from_field_error
 from transformer.metrics import Metrics
 from transformer.predictor import PredictorClient
 
 logger = logging.getLogger(__name__)
+
+# Batches this large are transformed (and their answers encoded) on a worker thread, so probes
+# never queue behind them; smaller ones stay on the loop, where they cost less than the
+# hand-off to a thread (see OFFLOAD_MIN_BODY_BYTES in transformer/server.py).
+OFFLOAD_MIN_ROWS = 100
+# v2 metadata: every tensor is one value per row.
+_ROWS_SHAPE = [-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +112,44 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
             raise RuntimeError("load() has not been called")
         return self._decoder
 
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """v2 model metadata: one tensor per feature, then the optional customerID.
+
+        Numbers are advertised as INT64 or FP64 (BYTES text is accepted too, docs/api.md).
+        """
+        spec = self.bundle.spec
+        numeric = [
+            {"name": n.name, "datatype": "INT64" if n.integer else "FP64", "shape": _ROWS_SHAPE}
+            for n in spec.numeric
+        ]
+        categorical = [
+            {"name": c.name, "datatype": "BYTES", "shape": _ROWS_SHAPE} for c in spec.categorical
+        ]
+        customer_id = {"name": CUSTOMER_ID_INPUT, "datatype": "BYTES", "shape": _ROWS_SHAPE}
+        return [*numeric, *categorical, customer_id]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """v2 model metadata; customerID is answered only when it was sent."""
+        datatypes = {PROBABILITY_OUTPUT: "FP64", CLASS_OUTPUT: "BOOL", CUSTOMER_ID_INPUT: "BYTES"}
+        return [
+            {"name": name, "datatype": datatypes[name], "shape": _ROWS_SHAPE}
+            for name in OUTPUT_NAMES
+        ]
+
     def validate(self, payload: Any) -> Any:
         # kserve's default checks dict/InferRequest payloads; ours is a PreparedBatch.
         return payload
 
-    def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> PreparedBatch:
-        if not isinstance(payload, DecodedRequest):
-            # Only reachable through kserve's generic routes (v1, versioned v2).
-            raise InvalidInput(f"send v2 requests to POST /v2/models/{self.name}/infer")
+    async def preprocess(
+        self, payload: DecodedRequest, headers: dict[str, str] | None = None
+    ) -> PreparedBatch:
         with self.metrics.stages["preprocess"].time():
             try:
-                transformed = self.bundle.spec.transform(payload.columns)
+                transformed = (
+                    await asyncio.to_thread(self.bundle.spec.transform, payload.columns)
+                    if payload.rows >= OFFLOAD_MIN_ROWS
+                    else self.bundle.spec.transform(payload.columns)
+                )
             except ValidationFailed as exc:
                 raise RequestRejected(
                     400,

@@ -1,50 +1,76 @@
-"""The transformer's own routes, answered by the gateway (transformer/gateway.py) that wraps
-kserve's FastAPI app: v2 infer and the two readiness probes. Everything else (liveness,
-/metrics, model metadata) stays kserve's.
+"""The transformer's routes, answered by the gateway (transformer/gateway.py) that wraps
+kserve's FastAPI app, and the HTTP server settings kserve does not expose.
+
+The allowlist (docs/api.md): v2 infer and server metadata are answered here, readiness too;
+liveness, model metadata and /metrics are kserve's own handlers. Nothing else is reachable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from importlib import metadata
 from typing import Any
 
 from fastapi import FastAPI
+from kserve import ModelServer
+from kserve.constants.constants import KSERVE_MODEL_SERVER_NAME
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from transformer.audit import AuditTrail
 from transformer.auth import TokenStore
 from transformer.codec import encode_response
 from transformer.errors import PredictorProtocolError, PredictorUnavailable, RequestRejected
-from transformer.gateway import ASGIApp, Gateway, Reply
+from transformer.gateway import TRAILERS_STATE_KEY, ASGIApp, Gateway, Reply, Route, Routes
 from transformer.metrics import Metrics
-from transformer.model import ChurnAnswer, ChurnTransformer
+from transformer.model import OFFLOAD_MIN_ROWS, ChurnAnswer, ChurnTransformer
 from transformer.ratelimit import RateLimiter
 from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
 
-# Probes and scrapes need no token.
-OPEN_PATHS = frozenset({"/", "/metrics", "/v2/health/live"})
+# Bodies this large are decoded on a worker thread, so probes never queue behind them. About
+# 100 rows (JSON runs near 170 bytes a row): a few milliseconds of work at most stay on the
+# loop, while batch 1 skips the thread hand-off, which costs as much as its whole decode.
+OFFLOAD_MIN_BODY_BYTES = 16 * 1024
 
 
 class Endpoints:
     def __init__(self, model: ChurnTransformer, metrics: Metrics) -> None:
         self._model = model
         self._metrics = metrics
+        # What kserve's GET /v2 says, minus the model repository extension it no longer serves.
+        self._server_metadata = Reply.json(
+            {
+                "name": KSERVE_MODEL_SERVER_NAME,
+                "version": metadata.version("kserve"),
+                "extensions": [],
+            }
+        )
 
-    @property
-    def infer_path(self) -> str:
-        return f"/v2/models/{self._model.name}/infer"
-
-    @property
-    def ready_paths(self) -> frozenset[str]:
-        return frozenset({"/v2/health/ready", f"/v2/models/{self._model.name}/ready"})
+    def routes(self) -> Routes:
+        """Every route the transformer serves; docs/api.md lists the same."""
+        name = self._model.name
+        ready = Route(token=False, answer=self.ready)
+        return {
+            "/v2/health/live": {"GET": Route(token=False)},
+            "/v2/health/ready": {"GET": ready},
+            f"/v2/models/{name}/ready": {"GET": ready},
+            "/metrics": {"GET": Route(token=False)},
+            "/v2": {"GET": Route(token=True, answer=self.server_metadata)},
+            f"/v2/models/{name}": {"GET": Route(token=True)},
+            f"/v2/models/{name}/infer": {"POST": Route(token=True, answer=self.infer)},
+        }
 
     async def infer(self, body: bytes, state: dict[str, Any]) -> Reply:
         model = self._model
         request_id: str = state["request_id"]
         try:
             with self._metrics.stages["decode"].time():
-                decoded = model.decoder.decode(body)
+                if len(body) >= OFFLOAD_MIN_BODY_BYTES:
+                    decoded = await asyncio.to_thread(model.decoder.decode, body)
+                else:
+                    decoded = model.decoder.decode(body)
             state["rows"] = decoded.rows
             answer: ChurnAnswer
             answer, _ = await model(decoded, headers={"x-request-id": request_id})
@@ -61,8 +87,9 @@ class Endpoints:
                 {"error": f"the predictor answered with an unusable response: {exc}"}, 502
             )
         bundle = model.bundle
-        with self._metrics.stages["encode"].time():
-            content = encode_response(
+
+        def encode() -> bytes:
+            return encode_response(
                 model_name=model.name,
                 model_version=bundle.version,
                 response_id=decoded.request_id or request_id,
@@ -72,9 +99,14 @@ class Endpoints:
                 requested_outputs=decoded.requested_outputs,
                 parameters={"model_version": bundle.version, "threshold": bundle.threshold},
             )
+
+        with self._metrics.stages["encode"].time():
+            content = (
+                await asyncio.to_thread(encode) if decoded.rows >= OFFLOAD_MIN_ROWS else encode()
+            )
         return Reply(200, content)
 
-    async def ready(self) -> Reply:
+    async def ready(self, _body: bytes, _state: dict[str, Any]) -> Reply:
         """Ready = the feature spec is loaded and the predictor answers its own readiness."""
         if not self._model.ready:
             return Reply.json({"ready": False, "error": "feature spec not loaded"}, 503)
@@ -82,6 +114,9 @@ class Endpoints:
             error = f"predictor at {self._model.predictor.base_url} is not ready"
             return Reply.json({"ready": False, "error": error}, 503)
         return Reply.json({"ready": True})
+
+    async def server_metadata(self, _body: bytes, _state: dict[str, Any]) -> Reply:
+        return self._server_metadata
 
 
 def install(
@@ -101,11 +136,7 @@ def install(
     def build_stack() -> ASGIApp:
         return Gateway(
             build_kserve_stack(),
-            infer_path=endpoints.infer_path,
-            infer=endpoints.infer,
-            ready_paths=endpoints.ready_paths,
-            ready=endpoints.ready,
-            open_paths=OPEN_PATHS,
+            routes=endpoints.routes(),
             tokens=tokens,
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             max_body_bytes=settings.max_body_bytes,
@@ -115,3 +146,55 @@ def install(
         )
 
     app.build_middleware_stack = build_stack  # type: ignore[method-assign]
+
+
+class HeaderBlockHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with two changes.
+
+    Trailer fields (after the last chunk of a chunked body) are not appended to the request's
+    headers, where the app could mistake them for the header block (a bearer token in a
+    trailer would authenticate); the request is marked instead, and the gateway refuses it.
+    Requests the parser cannot read get a JSON 400 like every other refusal, not plain text.
+    """
+
+    _header_block_read = False
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_block_read = False
+
+    def on_headers_complete(self) -> None:
+        self._header_block_read = True
+        super().on_headers_complete()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._header_block_read:
+            self.scope["state"][TRAILERS_STATE_KEY] = True
+            return
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        body = Reply.json({"error": msg})
+        head = [
+            b"HTTP/1.1 400 Bad Request",
+            *(b"%s: %s" % header for header in self.server_state.default_headers),
+            b"content-type: application/json",
+            b"content-length: %d" % len(body.body),
+            b"connection: close",
+        ]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body.body)
+        self.transport.close()
+
+
+class ChurnModelServer(ModelServer):  # type: ignore[misc]  # kserve ships no type hints
+    """kserve's ModelServer with the HTTP protocol above and websockets off.
+
+    kserve builds uvicorn's config without these options; they are set after it is built and
+    before uvicorn loads it (the REST server's coroutine has not started when _serve runs).
+    """
+
+    async def _serve(self) -> None:
+        config = self._rest_server.config
+        config.http = HeaderBlockHttpProtocol
+        config.ws = "none"
+        await super()._serve()

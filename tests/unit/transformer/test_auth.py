@@ -84,3 +84,15 @@ def test_start_up_fails_fast_without_a_usable_file(tmp_path: Path) -> None:
 def test_invalid_token_documents_are_refused(raw: bytes) -> None:
     with pytest.raises(TokenFileError):
         parse_tokens(raw)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["jeton-secret-évident-0123", "token-zero\u200bwidth-0123456", "token-\x7f-0123456789abcd"],
+)
+def test_tokens_that_are_not_printable_ascii_are_refused_by_name_never_by_value(
+    token: str,
+) -> None:
+    with pytest.raises(TokenFileError, match="token 'team-x' must hold printable ASCII") as raised:
+        parse_tokens(json.dumps({"team-x": token}).encode())
+    assert token not in str(raised.value)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from transformer.audit import AuditTrail
 from transformer.auth import TokenStore
-from transformer.gateway import Gateway, Message, Receive, Reply, Scope, Send
+from transformer.gateway import Gateway, Message, Receive, Reply, Route, Scope, Send
 from transformer.metrics import Metrics
 from transformer.ratelimit import RateLimiter
 
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "gateway-token-0123456789"
 INFER = "/v2/models/churn/infer"
-READY = frozenset({"/v2/health/ready", "/v2/models/churn/ready"})
-OPEN = frozenset({"/metrics"})
+READY = ("/v2/health/ready", "/v2/models/churn/ready")
+METADATA = "/v2/models/churn"
 
 
 async def infer(body: bytes, state: dict[str, Any]) -> Reply:
@@ -34,8 +34,16 @@ async def infer(body: bytes, state: dict[str, Any]) -> Reply:
     return Reply.json({"route": "infer", "bytes": len(body), "token_name": state["token_name"]})
 
 
-async def ready() -> Reply:
+async def ready(_body: bytes, _state: dict[str, Any]) -> Reply:
     return Reply.json({"ready": True})
+
+
+ROUTES = {
+    INFER: {"POST": Route(token=True, answer=infer)},
+    **{path: {"GET": Route(token=False, answer=ready)} for path in READY},
+    "/metrics": {"GET": Route(token=False)},
+    METADATA: {"GET": Route(token=True), "PUT": Route(token=True)},
+}
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,11 +84,7 @@ def client(
     tokens_file.write_text(json.dumps({"team-a": TOKEN}))
     gateway = Gateway(
         app,
-        infer_path=INFER,
-        infer=infer,
-        ready_paths=READY,
-        ready=ready,
-        open_paths=OPEN,
+        routes=ROUTES,
         tokens=TokenStore(tokens_file),
         limiter=RateLimiter(rate=0.001, burst=3),
         max_body_bytes=1024,
@@ -126,18 +130,54 @@ async def test_admitted_requests_reach_their_route_with_body_and_token_name(
 ) -> None:
     response = await client.post(INFER, content=b"x" * 1000, headers=AUTH)
     assert response.json() == {"route": "infer", "bytes": 1000, "token_name": "team-a"}
-    # Any other path, and other methods on the infer path, go on to the app behind.
-    for method, path in (("POST", "/v2/models/other/infer"), ("PUT", INFER)):
-        response = await client.request(method, path, content=b"x" * 10, headers=AUTH)
-        assert response.json() == {"route": "app", "bytes": 10, "token_name": "team-a"}
+    # A token route without a handler goes on to the app behind, body replayed.
+    response = await client.put(METADATA, content=b"x" * 10, headers=AUTH)
+    assert response.json() == {"route": "app", "bytes": 10, "token_name": "team-a"}
+
+
+@pytest.mark.parametrize("headers", [{}, AUTH], ids=["no token", "token"])
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/models/other/infer", "/v2/repository/models/churn/unload", "/v1/models/churn:predict",
+     "/v2/models/churn/versions/1/infer", "/docs", "/", INFER + "/"],
+)  # fmt: skip
+async def test_paths_outside_the_table_get_a_json_404_token_or_not(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str]
+) -> None:
+    response = await client.post(path, content=b"{}", headers=headers)
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("unknown path; the routes are: POST " + INFER)
+
+
+@pytest.mark.parametrize("headers", [{}, AUTH], ids=["no token", "token"])
+async def test_other_methods_on_a_known_path_get_a_json_405_with_allow(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    for method, path, allowed in (
+        ("GET", INFER, "POST"),
+        ("DELETE", METADATA, "GET, PUT"),
+        ("POST", READY[0], "GET"),
+    ):
+        response = await client.request(method, path, headers=headers)
+        assert response.status_code == 405
+        assert response.headers["allow"] == allowed
+        assert f"method {method} is not allowed here" in response.json()["error"]
+
+
+async def test_a_trailer_header_is_refused_before_the_token_is_read(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(INFER, content=b"{}", headers={**AUTH, "trailer": "x-digest"})
+    assert response.status_code == 400
+    assert "trailer" in response.json()["error"]
 
 
 async def test_bucket_exhaustion_gets_429_with_retry_after(
     client: httpx.AsyncClient, registry: CollectorRegistry
 ) -> None:
-    statuses = [(await client.get("/v2/models", headers=AUTH)).status_code for _ in range(4)]
+    statuses = [(await client.get(METADATA, headers=AUTH)).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
-    limited = await client.get("/v2/models", headers=AUTH)
+    limited = await client.get(METADATA, headers=AUTH)
     assert int(limited.headers["retry-after"]) >= 1
     assert (
         registry.get_sample_value("churn_transformer_rate_limited_total", {"token_name": "team-a"})
@@ -162,8 +202,8 @@ async def test_oversized_bodies_get_413_declared_or_streamed(client: httpx.Async
 
 
 async def test_request_ids_are_echoed_or_generated(client: httpx.AsyncClient) -> None:
-    given = await client.get("/v2/models", headers={**AUTH, "x-request-id": "abc-123"})
-    unsafe = await client.get("/v2/models", headers={**AUTH, "x-request-id": "a b\nc"})
+    given = await client.get(METADATA, headers={**AUTH, "x-request-id": "abc-123"})
+    unsafe = await client.get(METADATA, headers={**AUTH, "x-request-id": "a b\nc"})
     assert given.headers["x-request-id"] == "abc-123"
     assert len(unsafe.headers["x-request-id"]) == 32
 

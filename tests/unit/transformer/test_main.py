@@ -1,0 +1,45 @@
+"""The command line: kserve flags the transformer would ignore are refused at start."""
+
+from __future__ import annotations
+
+import pytest
+
+from transformer.__main__ import IGNORED_FLAGS, parse_args
+
+REQUIRED = ["--predictor_host", "predictor:80", "--predictor_protocol", "v2"]
+
+
+def test_the_flags_kserve_passes_are_accepted() -> None:
+    args = parse_args(
+        [*REQUIRED, "--model_name", "churn", "--http_port", "8080", "--enable_grpc", "false"]
+    )
+    assert (args.model_name, args.http_port, args.enable_grpc) == ("churn", 8080, False)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--enable_grpc", "true"], "--enable_grpc"),
+        (["--enable_latency_logging", "true"], "--enable_latency_logging"),
+        (["--enable_docs_url", "true"], "--enable_docs_url"),
+        (["--grpc_port", "9000"], "--grpc_port"),
+        (["--max_threads", "8"], "--max_threads"),
+        (["--access_log_format", "%(h)s %(r)s"], "--access_log_format"),
+        (["--protocol", "v2"], "--protocol"),
+        (["--predictor_request_timeout_seconds", "5"], "--predictor_request_timeout_seconds"),
+        (["--predictor_request_retries", "2"], "--predictor_request_retries"),
+        (["--workers", "2"], "--workers must be 1"),
+        (["--predictor_protocol", "v1"], "--predictor_protocol v2 is required"),
+    ],
+)
+def test_ignored_or_unsupported_flags_are_refused_with_a_reason(
+    flags: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args([*REQUIRED, *flags])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert named in error
+    flag = named.split(maxsplit=1)[0].removeprefix("--")
+    if flag in IGNORED_FLAGS:
+        assert IGNORED_FLAGS[flag] in error
