@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -296,3 +297,70 @@ def test_audit_log_has_one_line_per_request_and_no_secrets(stack: Stack, trained
         assert token not in log
     for customer in customers:
         assert customer["customerID"] not in log
+
+
+def raw_exchange(stack: Stack, request: bytes) -> tuple[int, dict[str, Any]]:
+    """Bytes as written, on a fresh connection to the real server; (status, JSON answer)."""
+    url = httpx.URL(stack.transformer.url)
+    with socket.create_connection((url.host, url.port), timeout=30) as connection:
+        connection.sendall(request)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        assert response.getheader("content-type") == "application/json"
+        return response.status, json.loads(response.read())
+
+
+def chunked_infer(body: bytes, header_block: bytes, trailer: bytes = b"") -> bytes:
+    """A chunked POST to the infer route: the header block, one chunk, then trailer fields."""
+    return (
+        b"POST /v2/models/churn/infer HTTP/1.1\r\nhost: transformer\r\n"
+        b"content-type: application/json\r\ntransfer-encoding: chunked\r\n"
+        + header_block
+        + b"\r\n%x\r\n%s\r\n0\r\n%s\r\n" % (len(body), body, trailer)
+    )
+
+
+def test_credentials_come_from_the_header_block_never_from_trailers(
+    stack: Stack, trained: Trained
+) -> None:
+    body = json.dumps(v2_request(trained.customers[:2])).encode()
+    token = stack.tokens[next(iter(stack.tokens))]
+    authorization = b"authorization: Bearer %s\r\n" % token.encode()
+    # The whole request goes in one write, so the server parses the trailer before the app runs.
+    status, answer = raw_exchange(stack, chunked_infer(body, b"", trailer=authorization))
+    assert status == 401
+    assert "missing bearer token" in answer["error"]
+    status, answer = raw_exchange(
+        stack, chunked_infer(body, authorization, trailer=b"x-checksum: 1\r\n")
+    )
+    assert status == 400
+    assert "trailer" in answer["error"]
+    status, answer = raw_exchange(stack, chunked_infer(body, authorization + b"trailer: x\r\n"))
+    assert status == 400
+    assert "trailer" in answer["error"]
+    # Chunked uploads without trailers are served.
+    assert raw_exchange(stack, chunked_infer(body, authorization))[0] == 200
+
+
+def test_requests_the_http_parser_refuses_get_a_json_400(stack: Stack) -> None:
+    status, answer = raw_exchange(stack, b"NOT HTTP AT ALL\x01\r\n\r\n")
+    assert status == 400
+    assert answer["error"]
+
+
+def test_query_strings_never_reach_the_log(stack: Stack, trained: Trained) -> None:
+    token = stack.tokens[next(iter(stack.tokens))]
+    query = {"access_token": token, "marker": "query-string-marker"}
+    with httpx.Client(base_url=stack.transformer.url, params=query) as client:
+        for path in ("/v2/health/live", "/v2/health/ready", "/metrics", "/nowhere"):
+            client.get(path)
+        client.get("/v2/models/churn", headers=stack.auth_header())
+        infer = client.post(
+            "/v2/models/churn/infer",
+            json=v2_request(trained.customers[:1]),
+            headers=stack.auth_header(),
+        )
+        assert infer.status_code == 200
+    log = stack.transformer.process.log_path.read_text()
+    assert "query-string-marker" not in log
+    assert token not in log
