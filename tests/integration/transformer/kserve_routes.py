@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.model_server import app
 from kserve.protocol.rest.server import RESTServer
@@ -20,7 +21,6 @@ from devstack.stack import MODEL_NAME
 from transformer.metrics import Metrics
 from transformer.model import ChurnTransformer
 from transformer.predictor import PredictorClient
-from transformer.server import ChurnModelServer
 
 
 def walk(routes: Iterable[Any], prefix: str = "") -> Iterator[dict[str, Any]]:
@@ -42,7 +42,7 @@ def main(bundle_dir: str) -> None:
         max_batch_rows=10,
     )
     model.load()
-    server = ChurnModelServer(workers=1, enable_grpc=False)
+    server = ModelServer(workers=1, enable_grpc=False)
     server.register_model(model)
     # What RESTServer.start does before serving: middleware, routes, exception handlers.
     RESTServer(

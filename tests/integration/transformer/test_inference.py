@@ -107,13 +107,3 @@ def test_unknown_model_is_404(stack: Stack, trained: Trained) -> None:
     url = stack.infer_url.replace("/churn/", "/other/")
     response = httpx.post(url, json=v2_request(trained.customers[:1]), headers=stack.auth_header())
     assert response.status_code == 404
-
-
-def test_version_path_and_v1_routes_do_not_crash(stack: Stack, trained: Trained) -> None:
-    v1 = httpx.post(
-        f"{stack.transformer.url}/v1/models/churn:predict",
-        json={"instances": [[1, 2]]},
-        headers=stack.auth_header(),
-    )
-    assert 400 <= v1.status_code < 500
-    assert httpx.get(f"{stack.transformer.url}/v2/health/live").status_code == 200

@@ -42,8 +42,7 @@ def kserve_paths(trained: Trained) -> set[str]:
         text=True,
     ).stdout
     return {
-        route["path"].format(model_name="churn", model_version="1")
-        for route in json.loads(output)
+        route["path"].format(model_name="churn", model_version="1") for route in json.loads(output)
     }
 
 
@@ -60,9 +59,7 @@ def test_the_walk_covers_the_routes_the_review_reached(kserve_paths: set[str]) -
 
 
 @pytest.mark.parametrize("token", [False, True], ids=["no token", "token"])
-def test_only_the_allowlist_is_reachable(
-    stack: Stack, kserve_paths: set[str], token: bool
-) -> None:
+def test_only_the_allowlist_is_reachable(stack: Stack, kserve_paths: set[str], token: bool) -> None:
     headers = {"content-type": "application/json", **(stack.auth_header() if token else {})}
     with httpx.Client(base_url=stack.transformer.url, headers=headers) as client:
         for path in sorted(kserve_paths | {"/v2/models/other/infer", "/nowhere"}):
