@@ -45,6 +45,10 @@ test: venv tools ## Unit and integration tests (starts real MLflow, S3, v2 predi
 test-unit: venv ## Unit tests only.
 	$(VENV)/bin/pytest tests/unit
 
+.PHONY: fuzz
+fuzz: venv ## Every Hypothesis property (unit, and the transformer over HTTP) at 10,000 examples each.
+	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest -m hypothesis tests/unit tests/integration
+
 .PHONY: chart-docs chart-lint chart-validate fetch-schemas deploy canary promote rollback
 chart-docs: ## Regenerate helm/churn-predictor/README.md from values.yaml (helm-docs, built once).
 	@bash hack/chart/docs.sh
