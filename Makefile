@@ -49,15 +49,15 @@ test-unit: venv ## Unit tests only.
 fuzz: venv ## Every Hypothesis property (unit, and the transformer over HTTP) at 10,000 examples each.
 	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest -m hypothesis tests/unit tests/integration
 
-.PHONY: chart-docs chart-lint chart-validate fetch-schemas deploy canary promote rollback
+.PHONY: chart-docs chart-lint chart-validate fetch-upstream deploy canary promote rollback
 chart-docs: ## Regenerate helm/churn-predictor/README.md from values.yaml (helm-docs, built once).
 	@bash hack/chart/docs.sh
 chart-lint: venv tools ## helm lint --strict, values schema, template behaviour and promtool alert tests.
 	$(VENV)/bin/pytest tests/unit/helm
 chart-validate: venv tools ## Chart scenarios, canary steps and manifests/ against a real kube-apiserver + upstream CRDs.
 	$(VENV)/bin/pytest tests/integration/helm
-fetch-schemas: ## Download the pinned KServe, Gateway API and prometheus-operator YAML into $(CHURN_CACHE)/upstream.
-	@bash hack/chart/fetch-schemas.sh
+fetch-upstream: ## Download the pinned KServe (YAML and sklearnserver sources), Gateway API and prometheus-operator YAML into $(CHURN_CACHE)/upstream.
+	@bash hack/fetch-upstream.sh
 deploy: tools ## make deploy BUNDLE=s3://models/churn/<version> [HELM_ARGS="--set ..."]
 	@bash hack/chart/release.sh deploy "$(BUNDLE)" $(HELM_ARGS)
 canary: tools ## Start or shift a canary: make canary BUNDLE=s3://models/churn/<version> WEIGHT=10

@@ -33,23 +33,14 @@ kubectl() { command kubectl --context "$KUBE_CONTEXT" "$@"; }
 # and re-running the install must converge instead of conflicting with our own earlier apply.
 apply() { kubectl apply --server-side --force-conflicts --field-manager churn-e2e "$@" >/dev/null; }
 
-# Where the pinned upstream YAML lives: $CHURN_UPSTREAM_DIR, else ../shared/upstream (offline
-# machines), else $CHURN_CACHE/upstream, fetched by `make fetch-schemas` (needs github.com).
-upstream_dir() {
-	local candidate
-	for candidate in "${CHURN_UPSTREAM_DIR:-}" "$REPO_DIR/../shared/upstream" "$CHURN_CACHE/upstream"; do
-		if [[ -n "$candidate" && -d "$candidate/kserve-$KSERVE_VERSION" ]]; then
-			(cd "$candidate" && pwd)
-			return
-		fi
-	done
-	if [[ "$CHURN_IMAGE_SOURCE" == upstream ]]; then
-		bash "$REPO_DIR/hack/chart/fetch-schemas.sh"
-		echo "$CHURN_CACHE/upstream"
-		return
+# shellcheck source=SCRIPTDIR/../upstream.sh
+source "$REPO_DIR/hack/upstream.sh"
+# Registry users may fetch the pinned sources on demand; offline machines must have them already.
+upstream_or_fetch() {
+	if [[ "$CHURN_IMAGE_SOURCE" == upstream ]] && ! upstream_dir >/dev/null 2>&1; then
+		bash "$REPO_DIR/hack/fetch-upstream.sh"
 	fi
-	e2e_log "no upstream YAML for KServe $KSERVE_VERSION: set CHURN_UPSTREAM_DIR or run make fetch-schemas"
-	return 1
+	upstream_dir
 }
 
 # Waits until the named Deployments in NAMESPACE (default: all of them) are Available.

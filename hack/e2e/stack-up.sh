@@ -19,7 +19,7 @@ WEBHOOK_SERVICE=kserve-webhook-server-service
 # kustomizations expect it.
 prepare_workdir() {
 	local upstream
-	upstream="$(upstream_dir)"
+	upstream="$(upstream_or_fetch)"
 	WORK="$(mktemp -d)"
 	# shellcheck disable=SC2064 # expand now
 	trap "rm -rf '$WORK'" EXIT

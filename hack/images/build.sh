@@ -14,6 +14,8 @@ set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source=SCRIPTDIR/catalog.sh
 source "$(dirname "$0")/catalog.sh"
+# shellcheck source=SCRIPTDIR/../upstream.sh
+source "$REPO_ROOT/hack/upstream.sh"
 FORCE="${FORCE:-0}"
 BUILD_KEY_LABEL=io.churn.build-key
 GO_BIN_CACHE="$CHURN_CACHE/images/go-bin"
@@ -245,10 +247,24 @@ python_image_layout() {
 	case "$1" in
 	storage-initializer | mlflow) echo "$IMAGES_DIR/$1 $IMAGES_DIR/$1/Dockerfile hack/images/$1" ;;
 	mlserver) echo "$REPO_ROOT/hack/runtime $REPO_ROOT/hack/runtime/Dockerfile hack/runtime" ;;
+	kserve-sklearnserver) echo "$(stage_sklearnserver_context) $IMAGES_DIR/$1/Dockerfile hack/images/$1" ;;
 	transformer) echo "$REPO_ROOT $REPO_ROOT/Dockerfile.transformer Dockerfile.transformer .dockerignore pyproject.toml uv.lock model transformer" ;;
 	training) echo "$REPO_ROOT $REPO_ROOT/Dockerfile.train Dockerfile.train .dockerignore pyproject.toml uv.lock model training" ;;
 	*) return 1 ;;
 	esac
+}
+
+# KServe's sklearnserver package is read from the pinned upstream sources at build time, never
+# committed: the build context is its requirements.txt plus that package and its LICENSE,
+# staged in a scratch directory.
+stage_sklearnserver_context() {
+	local upstream context
+	upstream="$(upstream_dir)/kserve-$KSERVE_VERSION/python"
+	context="$(mktemp -d "$CHURN_CACHE/tmp.sklearnserver.XXXXXX")"
+	cp "$IMAGES_DIR/kserve-sklearnserver/requirements.txt" "$upstream/LICENSE" "$context/"
+	cp -r "$upstream/sklearnserver/sklearnserver" "$context/sklearnserver"
+	find "$context/sklearnserver" -name __pycache__ -prune -exec rm -rf {} +
+	echo "$context"
 }
 
 # Hash of the working-tree content of PATHS (git-visible files: tracked or untracked, not ignored).
@@ -276,10 +292,6 @@ build_image() {
 		echo pulled
 		return
 	fi
-	if ! image_is_buildable "$name"; then
-		log "$name: KServe publishes no package for its sklearn runtime, so $ref is pulled with CHURN_IMAGE_SOURCE=upstream and never built here; local clusters serve the same model with kserve-mlserver"
-		return 1
-	fi
 	if is_go_image "$name"; then
 		go_image_recipe "$name"
 		key="$( (printf '%s\n' "$ref" "${GO_CHANGES[@]}"; awk '{print $1}' <<<"$GO_FILES" | xargs -n1 basename;
@@ -294,6 +306,9 @@ build_image() {
 		return
 	fi
 	read -r context dockerfile paths <<<"$(python_image_layout "$name")"
+	# build_image runs in its own subshell: the trap removes a staged context when it ends.
+	# shellcheck disable=SC2064 # expand now
+	[[ "$context" == "$CHURN_CACHE"/tmp.* ]] && trap "rm -rf '$context'" EXIT
 	case "$name" in transformer | training) ;; *) bash "$IMAGES_DIR/lock.sh" --check "$name" ;; esac
 	ensure_docker
 	if [[ "$CHURN_IMAGE_SOURCE" == local ]]; then
@@ -302,6 +317,7 @@ build_image() {
 	fi
 	# shellcheck disable=SC2086 # paths is a list of pathspecs
 	key="$( (files_hash $paths; printf '%s\n' "${build_args[@]}";
+		[[ "$context" == "$CHURN_CACHE"/tmp.* ]] && (cd "$context" && find . -type f | LC_ALL=C sort | xargs sha256sum);
 		[[ "$CHURN_IMAGE_SOURCE" == local ]] && docker image inspect --format '{{.Id}}' "$CHURN_PYTHON_BASE_IMAGE") | sha)"
 	if [[ "$FORCE" != 1 && "$(image_key "$ref")" == "$key" ]]; then
 		echo skipped

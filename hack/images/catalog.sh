@@ -20,6 +20,7 @@ ALL_IMAGES=(
 	traefik
 	minio
 	storage-initializer
+	kserve-sklearnserver
 	mlserver
 	mlflow
 	transformer
@@ -44,7 +45,7 @@ image_ref() {
 	transformer) echo "churn/transformer:$(project_version)" ;;
 	training) echo "churn/training:$(project_version)" ;;
 	*)
-		echo "unknown image '$1' (known: ${ALL_IMAGES[*]} kserve-sklearnserver)" >&2
+		echo "unknown image '$1' (known: ${ALL_IMAGES[*]})" >&2
 		return 1
 		;;
 	esac
@@ -57,12 +58,6 @@ image_is_published() {
 	minio | mlflow | transformer | training) return 1 ;;
 	*) return 0 ;;
 	esac
-}
-
-# False for images that only a registry can provide: KServe's standard sklearn runtime has no
-# package on any registry (its sources live only in the KServe repository).
-image_is_buildable() {
-	[[ "$1" != kserve-sklearnserver ]]
 }
 
 project_version() {

@@ -39,7 +39,7 @@ def pinned_versions() -> dict[str, str]:
 
 
 def upstream_dir() -> Path:
-    """$CHURN_UPSTREAM_DIR, else ../shared/upstream (CI), else what `make fetch-schemas` wrote."""
+    """$CHURN_UPSTREAM_DIR, else ../shared/upstream (CI), else what `make fetch-upstream` wrote."""
     candidates = [Path(p) for p in [os.environ.get("CHURN_UPSTREAM_DIR", "")] if p] + [
         REPO.parent / "shared" / "upstream",
         CHURN_CACHE / "upstream",
@@ -47,7 +47,7 @@ def upstream_dir() -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    pytest.fail(f"no upstream CRDs in {[str(c) for c in candidates]}: run `make fetch-schemas`")
+    pytest.fail(f"no upstream CRDs in {[str(c) for c in candidates]}: run `make fetch-upstream`")
 
 
 def find_tool(name: str) -> str:

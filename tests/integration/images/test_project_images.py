@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
+import numpy as np
 import pytest
+
+from transformer.codec import decode_predictor_response, encode_predictor_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
@@ -208,3 +212,71 @@ def test_transformer_image_runs_as_non_root_with_a_health_check(images: Images) 
     config = image_config(images.transformer)
     assert config["Healthcheck"]["Test"][0] == "CMD"
     assert config["Labels"]["org.opencontainers.image.title"] == "churn-transformer"
+
+
+@pytest.fixture(scope="module")
+def sklearnserver_image(docker_engine: None) -> str:
+    """KServe's kserve-sklearnserver, built by hack/images/build.sh from the pinned upstream
+    sources (skipped there when its build key matches)."""
+    built = subprocess.run(
+        ["bash", str(REPO / "hack" / "images" / "build.sh"), "kserve-sklearnserver"],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    assert built.returncode == 0, f"build.sh kserve-sklearnserver failed:\n{built.stderr[-4000:]}"
+    return f"kserve/sklearnserver:{versions()['KSERVE_VERSION']}"
+
+
+@pytest.fixture
+def sklearnserver(sklearnserver_image: str, trained_bundle: Path) -> Iterator[str]:
+    """The runtime serving the bundle's model as the chart runs it: the bundle root mounted
+    read-only, --model_dir on its model/ directory, probabilities on, a read-only root file
+    system, every capability dropped, uid 1000. Yields host:port."""
+    container = docker(
+        "run", "--detach", "--publish", "127.0.0.1::8080", "--read-only", "--tmpfs", "/tmp",  # noqa: S108
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "1000:1000",
+        "-v", f"{trained_bundle}:/mnt/models:ro", "-e", "PREDICT_PROBA=true",
+        sklearnserver_image,
+        "--model_dir=/mnt/models/model", f"--model_name={MODEL}", "--http_port=8080",
+    ).stdout.strip()  # fmt: skip
+    try:
+        address = docker("port", container, "8080").stdout.splitlines()[0]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://{address}/v2/models/{MODEL}/ready", timeout=2
+                ) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            logs = docker("logs", container, check=False)
+            assert time.monotonic() < deadline, f"not ready:\n{logs.stdout}\n{logs.stderr}"
+            time.sleep(1)
+        yield address
+    finally:
+        docker("rm", "--force", container, check=False)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary-tensors"])
+def test_kserve_sklearnserver_serves_the_bundle_as_predict_proba_offline(
+    sklearnserver: str, trained_bundle: Path, binary: bool
+) -> None:
+    spec = json.loads((trained_bundle / "feature_spec.json").read_text())
+    matrix = np.random.default_rng(5).normal(size=(7, len(spec["feature_names"])))
+    body, headers = encode_predictor_request(matrix, "image-test", binary)
+    request = urllib.request.Request(
+        f"http://{sklearnserver}/v2/models/{MODEL}/infer", data=body, headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer_headers = {k.lower(): v for k, v in response.headers.items()}
+        answer = response.read()
+    probabilities = decode_predictor_response(answer, answer_headers, matrix.shape[0])
+
+    offline = joblib.load(trained_bundle / "model" / "model.joblib").predict_proba(matrix)[:, 1]
+    np.testing.assert_allclose(probabilities, offline, rtol=0, atol=1e-9)
+
+
+def test_kserve_sklearnserver_image_runs_as_uid_1000(sklearnserver_image: str) -> None:
+    assert_numeric_non_root(sklearnserver_image)
+    assert image_config(sklearnserver_image)["User"] == "1000"
