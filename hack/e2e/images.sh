@@ -5,10 +5,7 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-# The predictor runtime's image follows CHURN_E2E_PREDICTOR_RUNTIME (lib.sh).
-runtime_image=mlserver
-[[ "$CHURN_E2E_PREDICTOR_RUNTIME" == kserve-sklearnserver ]] && runtime_image=kserve-sklearnserver
-images=(kserve-controller storage-initializer "$runtime_image" prometheus-operator
+images=(kserve-controller storage-initializer kserve-sklearnserver prometheus-operator
 	prometheus-config-reloader prometheus metrics-server traefik minio mlflow transformer training)
 
 started=$SECONDS

@@ -12,18 +12,13 @@ export CHURN_IMAGE_SOURCE="${CHURN_IMAGE_SOURCE:-local}"
 export KIND_CLUSTER_NAME="${KIND_CLUSTER_NAME:-churn}"
 KUBE_CONTEXT="kind-$KIND_CLUSTER_NAME"
 
-# The predictor runtime follows the image source: KServe's kserve-sklearnserver image cannot be
-# built from a package registry, so local clusters serve the same sklearn model format with
-# MLServer's v2 runtime (docs/e2e.md). Users with registry access get the chart's default.
 case "$CHURN_IMAGE_SOURCE" in
-local) default_runtime=kserve-mlserver ;;
-upstream) default_runtime=kserve-sklearnserver ;;
+local | upstream) ;;
 *)
 	echo "CHURN_IMAGE_SOURCE must be local or upstream, not '$CHURN_IMAGE_SOURCE'" >&2
 	exit 2
 	;;
 esac
-export CHURN_E2E_PREDICTOR_RUNTIME="${CHURN_E2E_PREDICTOR_RUNTIME:-$default_runtime}"
 
 e2e_log() { printf '[%s %s] %s\n' "$(basename "$0" .sh)" "$(date -u +%H:%M:%S)" "$*" >&2; }
 

@@ -29,7 +29,7 @@ finish() {
 	else
 		phase teardown bash "$REPO_DIR/hack/k8s/kind-down.sh" || true
 	fi
-	e2e_log "phases (source: $CHURN_IMAGE_SOURCE, runtime: $CHURN_E2E_PREDICTOR_RUNTIME):"
+	e2e_log "phases (source: $CHURN_IMAGE_SOURCE):"
 	printf '  %s\n' "${timings[@]}" >&2
 	exit "$status"
 }

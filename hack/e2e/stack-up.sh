@@ -123,7 +123,7 @@ install_kserve() {
 	inject_ca_bundle
 	wait_deployments kserve kserve-controller-manager
 	# The runtimes go through the controller's validating webhook: retry until it answers.
-	e2e_log "KServe ClusterServingRuntimes (kserve-mlserver adapted, docs/e2e.md)"
+	e2e_log "KServe ClusterServingRuntimes"
 	render kserve/runtimes >"$WORK/runtimes.yaml"
 	local attempt
 	for attempt in $(seq 1 30); do
@@ -182,7 +182,7 @@ main() {
 	install_kserve
 	install_platform
 	wait_stack
-	e2e_log "stack installed in $((SECONDS - started))s; predictor runtime: $CHURN_E2E_PREDICTOR_RUNTIME"
+	e2e_log "stack installed in $((SECONDS - started))s"
 }
 
 main "$@"

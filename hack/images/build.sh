@@ -246,7 +246,6 @@ import_go_image() {
 python_image_layout() {
 	case "$1" in
 	storage-initializer | mlflow) echo "$IMAGES_DIR/$1 $IMAGES_DIR/$1/Dockerfile hack/images/$1" ;;
-	mlserver) echo "$REPO_ROOT/hack/runtime $REPO_ROOT/hack/runtime/Dockerfile hack/runtime" ;;
 	kserve-sklearnserver) echo "$(stage_sklearnserver_context) $IMAGES_DIR/$1/Dockerfile hack/images/$1" ;;
 	transformer) echo "$REPO_ROOT $REPO_ROOT/Dockerfile.transformer Dockerfile.transformer .dockerignore pyproject.toml uv.lock model transformer" ;;
 	training) echo "$REPO_ROOT $REPO_ROOT/Dockerfile.train Dockerfile.train .dockerignore pyproject.toml uv.lock model training" ;;

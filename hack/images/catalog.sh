@@ -21,7 +21,6 @@ ALL_IMAGES=(
 	minio
 	storage-initializer
 	kserve-sklearnserver
-	mlserver
 	mlflow
 	transformer
 	training
@@ -32,8 +31,6 @@ image_ref() {
 	kserve-controller) echo "kserve/kserve-controller:$KSERVE_VERSION" ;;
 	storage-initializer) echo "kserve/storage-initializer:$KSERVE_VERSION" ;;
 	kserve-sklearnserver) echo "kserve/sklearnserver:$KSERVE_VERSION" ;;
-	# kserve-mlserver ClusterServingRuntime (config/runtimes/kustomization.yaml)
-	mlserver) echo "docker.io/seldonio/mlserver:$MLSERVER_VERSION" ;;
 	prometheus-operator) echo "quay.io/prometheus-operator/prometheus-operator:$PROMETHEUS_OPERATOR_VERSION" ;;
 	prometheus-config-reloader) echo "quay.io/prometheus-operator/prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION" ;;
 	prometheus) echo "quay.io/prometheus/prometheus:$PROMETHEUS_VERSION" ;;

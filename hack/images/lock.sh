@@ -15,7 +15,7 @@ source "$REPO_ROOT/hack/upstream.sh"
 image_requirements() {
 	case "$1" in
 	storage-initializer) echo "kserve-storage==$KSERVE_STORAGE_VERSION" ;;
-	# Same pins as the local reference predictor (.venv-mlserver).
+	# MLServer, devstack's predictor and a peer in the bench (.venv-mlserver); no longer an image.
 	mlserver) grep -v '^#' "$REPO_ROOT/hack/mlserver-requirements.txt" ;;
 	mlflow) printf '%s\n' "mlflow==$MLFLOW_VERSION" 'boto3>=1.34,<2' ;;
 	# Upstream's own requirements, with its local kserve and storage trees as their PyPI releases.

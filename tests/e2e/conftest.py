@@ -23,14 +23,12 @@ import yaml
 
 from devstack.demo import SAMPLE_CUSTOMERS
 from tests.e2e.journey import (
-    METRICS_PORTS,
     NAMESPACE,
     PLATFORM_NAMESPACE,
     RELEASE,
     Gateway,
     Release,
     TrainedModel,
-    predictor_runtime,
     run_training_job,
 )
 from tests.e2e.kube import Kube, PortForward, say, wait_until
@@ -139,17 +137,14 @@ def second_model(kube: Kube, first_model: TrainedModel) -> TrainedModel:
 
 @pytest.fixture(scope="session")
 def release_values(tmp_path_factory: pytest.TempPathFactory, kube: Kube) -> list[str]:
-    """values-e2e.yaml, plus the runtime and the MinIO credentials in a private file."""
+    """values-e2e.yaml, plus the MinIO credentials in a private file. The predictor runtime is
+    the chart's default."""
     secret = kube.get("-n", PLATFORM_NAMESPACE, "secret", "minio-root")["data"]
     private = tmp_path_factory.mktemp("values") / "cluster-values.yaml"
     private.touch(mode=0o600)
     private.write_text(
         yaml.safe_dump(
             {
-                "predictor": {
-                    "runtime": predictor_runtime(),
-                    "metricsPort": METRICS_PORTS[predictor_runtime()],
-                },
                 "s3": {
                     "accessKeyId": base64.b64decode(secret["MINIO_ROOT_USER"]).decode(),
                     "secretAccessKey": base64.b64decode(secret["MINIO_ROOT_PASSWORD"]).decode(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,15 +29,8 @@ TRAINING_TIMEOUT = 1200.0
 ROLLOUT_TIMEOUT = 900.0
 
 
-# Where each runtime serves Prometheus metrics (chart value predictor.metricsPort).
-METRICS_PORTS = {"kserve-mlserver": 8082, "kserve-sklearnserver": 8080}
-
-
-def predictor_runtime() -> str:
-    """Same rule as hack/e2e/lib.sh: the runtime follows the image source unless set explicitly."""
-    upstream = os.environ.get("CHURN_IMAGE_SOURCE") == "upstream"
-    default = "kserve-sklearnserver" if upstream else "kserve-mlserver"
-    return os.environ.get("CHURN_E2E_PREDICTOR_RUNTIME", default)
+# The chart's default runtime, KServe's own sklearn server, on every cluster the suite runs on.
+PREDICTOR_RUNTIME = "kserve-sklearnserver"
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,11 @@ from typing import Any
 import httpx
 
 from devstack.demo import SAMPLE_CUSTOMERS
-from tests.e2e.journey import NAMESPACE, RELEASE, Gateway, Release, predictor_runtime
+from tests.e2e.journey import NAMESPACE, RELEASE, Gateway, Release
 from tests.e2e.kube import PortForward, wait_until
 
-# Requests served, as each predictor runtime counts them.
-PREDICTOR_REQUESTS = {
-    "kserve-mlserver": "model_infer_request_success_total",
-    "kserve-sklearnserver": "request_predict_seconds_count",
-}
+# Requests served, as kserve-sklearnserver counts them (kserve's predict-stage histogram).
+PREDICTOR_REQUESTS = "request_predict_seconds_count"
 
 
 REQUESTS = 7
@@ -64,7 +61,7 @@ def test_prometheus_holds_the_project_metrics(
     release_series = f'namespace="{NAMESPACE}", isvc=~"{RELEASE}(-candidate)?"'
     served = {
         "transformer": f'churn_transformer_requests_total{{{release_series}, status="200"}}',
-        "predictor": f"{PREDICTOR_REQUESTS[predictor_runtime()]}{{{release_series}}}",
+        "predictor": f"{PREDICTOR_REQUESTS}{{{release_series}}}",
     }
     before = {component: per_pod(prometheus, series) for component, series in served.items()}
 
