@@ -7,74 +7,16 @@ aliases and the served bundles exactly as they were.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
 from model import bundle
-from tests.integration.servers import Server, free_port, mlflow_server, s3_server
+from tests.integration.servers import free_port
+from tests.integration.stack import MODEL, MODEL_BUCKET, Stack, cli, train, upload_data
 
 pytestmark = pytest.mark.integration
-
-MODEL = "churn"
-DATA_BUCKET, MODEL_BUCKET = "data", "models"
-FAST_TRAINING = {"CHURN_TRAINING_CV_FOLDS": "3", "CHURN_TRAINING_C_GRID": "[0.1, 1.0]"}
-
-
-@dataclass(frozen=True)
-class Stack:
-    s3: Server
-    mlflow: Server
-    env: dict[str, str]
-
-    def s3_client(self):  # type: ignore[no-untyped-def]
-        return boto3.client("s3", endpoint_url=self.s3.url, region_name="us-east-1")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("training-stack")
-    with s3_server(workdir) as s3, mlflow_server(workdir) as mlflow:
-        env = {**FAST_TRAINING, "AWS_ENDPOINT_URL": s3.url, "MLFLOW_TRACKING_URI": mlflow.url}
-        previous_endpoint = os.environ["AWS_ENDPOINT_URL"]
-        os.environ["AWS_ENDPOINT_URL"] = s3.url  # for bundle reads in this process
-        result = Stack(s3, mlflow, env)
-        client = result.s3_client()
-        client.create_bucket(Bucket=DATA_BUCKET)
-        client.create_bucket(Bucket=MODEL_BUCKET)
-        yield result
-        os.environ["AWS_ENDPOINT_URL"] = previous_endpoint
-
-
-def cli(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        env={**os.environ, **stack.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def upload_data(stack: Stack, tmp_path: Path, name: str, seed: int, dirty: float = 0.0) -> str:
-    local = tmp_path / name
-    generated = cli(stack, "generate", "--rows", "1500", "--seed", str(seed),
-                    "--dirty-fraction", str(dirty), "--output", str(local))  # fmt: skip
-    assert generated.returncode == 0, generated.stderr
-    stack.s3_client().upload_file(str(local), DATA_BUCKET, name)
-    return f"s3://{DATA_BUCKET}/{name}"
-
-
-def train(stack: Stack, data: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return cli(stack, "train", "--data", data, "--output", f"s3://{MODEL_BUCKET}", **env)
 
 
 def registry_state(stack: Stack) -> tuple[list[str], dict[str, str]]:
