@@ -14,7 +14,16 @@ from prometheus_client import CollectorRegistry
 
 from transformer.audit import AuditTrail
 from transformer.auth import TokenStore
-from transformer.gateway import Gateway, Message, Receive, Reply, Route, Scope, Send
+from transformer.gateway import (
+    TRAILERS_STATE_KEY,
+    Gateway,
+    Message,
+    Receive,
+    Reply,
+    Route,
+    Scope,
+    Send,
+)
 from transformer.metrics import Metrics
 from transformer.ratelimit import RateLimiter
 
@@ -77,12 +86,10 @@ def audit_stream() -> io.BytesIO:
 
 
 @pytest.fixture
-def client(
-    tmp_path: Path, registry: CollectorRegistry, audit_stream: io.BytesIO
-) -> httpx.AsyncClient:
+def gateway(tmp_path: Path, registry: CollectorRegistry, audit_stream: io.BytesIO) -> Gateway:
     tokens_file = tmp_path / "tokens.json"
     tokens_file.write_text(json.dumps({"team-a": TOKEN}))
-    gateway = Gateway(
+    return Gateway(
         app,
         routes=ROUTES,
         tokens=TokenStore(tokens_file),
@@ -92,7 +99,15 @@ def client(
         audit=AuditTrail(audit_stream),
         model_version=lambda: "v1",
     )
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> httpx.AsyncClient:
+    return client_for(gateway)
 
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -162,6 +177,19 @@ async def test_other_methods_on_a_known_path_get_a_json_405_with_allow(
         assert response.status_code == 405
         assert response.headers["allow"] == allowed
         assert f"method {method} is not allowed here" in response.json()["error"]
+
+
+async def test_a_request_whose_trailer_fields_arrived_is_refused_after_its_body(
+    gateway: Gateway,
+) -> None:
+    async def with_trailers(scope: Scope, receive: Receive, send: Send) -> None:
+        """What the server's HTTP protocol does when trailer fields follow the last chunk."""
+        scope.setdefault("state", {})[TRAILERS_STATE_KEY] = True
+        await gateway(scope, receive, send)
+
+    response = await client_for(with_trailers).post(INFER, content=b"{}", headers=AUTH)
+    assert response.status_code == 400
+    assert "trailer fields are not accepted" in response.json()["error"]
 
 
 async def test_a_trailer_header_is_refused_before_the_token_is_read(

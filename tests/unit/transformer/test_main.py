@@ -9,11 +9,13 @@ from transformer.__main__ import IGNORED_FLAGS, parse_args
 REQUIRED = ["--predictor_host", "predictor:80", "--predictor_protocol", "v2"]
 
 
-def test_the_flags_kserve_passes_are_accepted() -> None:
+def test_the_flags_kserve_passes_and_the_honoured_ones_are_accepted() -> None:
     args = parse_args(
-        [*REQUIRED, "--model_name", "churn", "--http_port", "8080", "--enable_grpc", "false"]
-    )
+        [*REQUIRED, "--model_name", "churn", "--http_port", "8080", "--enable_grpc", "false",
+         "--enable_predictor_health_check", "--timeout-keep-alive", "30"]
+    )  # fmt: skip
     assert (args.model_name, args.http_port, args.enable_grpc) == ("churn", 8080, False)
+    assert (args.enable_predictor_health_check, args.timeout_keep_alive) == (True, 30)
 
 
 @pytest.mark.parametrize(
