@@ -2,7 +2,8 @@
 
 Every call goes to one known server with one request shape, so the client is an asyncio
 protocol around llhttp (httptools, the parser uvicorn uses): one socket write per request, the
-response parsed in C. bench/client.py measures it against library clients (bench/README.md).
+response parsed in C. It spends less than half of aiohttp's CPU per request at batch 1 and a
+tenth of httpx's (bench/client.py; numbers and the decision to keep it in bench/README.md).
 
 A connection carries one exchange at a time and is reused only when its answer ended exactly
 where the framing said: interim 1xx answers are skipped, a close-delimited body is refused,
@@ -83,6 +84,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Response] | None = None
         self._max_body_bytes = 0
         self._refusal: PredictorProtocolError | None = None
+        self._received = False
         self._reset_response()
         self.closed = False
 
@@ -96,7 +98,6 @@ class _Connection(asyncio.Protocol):
         self._unfinished_head_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
-        self._received = False
 
     # asyncio.Protocol
 
@@ -185,6 +186,7 @@ class _Connection(asyncio.Protocol):
         if self.closed:  # e.g. the server spoke first, before any request
             raise ConnectionDropped(self._received)
         self._reset_response()
+        self._received = False
         self._max_body_bytes = max_body_bytes
         self._waiter = asyncio.get_running_loop().create_future()
         self._transport.write(request)
