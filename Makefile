@@ -47,7 +47,7 @@ test-unit: venv ## Unit tests only.
 
 .PHONY: fuzz
 fuzz: venv ## Every Hypothesis property (unit, and the transformer over HTTP) at 10,000 examples each.
-	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest -m hypothesis tests/unit tests/integration
+	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest -m hypothesis --timeout 3600 tests/unit tests/integration
 
 .PHONY: chart-docs chart-lint chart-validate fetch-upstream deploy canary promote rollback
 chart-docs: ## Regenerate helm/churn-predictor/README.md from values.yaml (helm-docs, built once).

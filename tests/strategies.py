@@ -123,7 +123,7 @@ def _as_text(value: float, integer: bool, variant: int) -> str:
 
 
 @st.composite
-def valid_columns(draw: st.DrawFn, max_rows: int = 6) -> ValidColumns:
+def valid_columns(draw: st.DrawFn, max_rows: int = 4) -> ValidColumns:
     """Rows within every declared range and vocabulary; some numbers as text, some blank
     where the schema imputes."""
     rows = draw(st.integers(1, max_rows))

@@ -31,7 +31,7 @@ from transformer.errors import Reason, RequestRejected
 from .conftest import make_spec
 
 SPEC = make_spec()
-MAX_ROWS = 8
+MAX_ROWS = 4
 DECODER = RequestDecoder(
     numeric=[n.name for n in SPEC.numeric],
     categorical=[c.name for c in SPEC.categorical],
