@@ -7,9 +7,9 @@ InferRequest: the hot path never round-trips tensors through Python lists or pyd
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import kserve
@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from model.bundle import ServingBundle, load_serving_bundle
 from model.errors import ValidationFailed
+from transformer import offload
 from transformer.codec import (
     CLASS_OUTPUT,
     CUSTOMER_ID_INPUT,
@@ -32,10 +33,6 @@ from transformer.predictor import PredictorClient
 
 logger = logging.getLogger(__name__)
 
-# Batches this large are transformed (and their answers encoded) on a worker thread, so probes
-# never queue behind them; smaller ones stay on the loop, where they cost less than the
-# hand-off to a thread (see OFFLOAD_MIN_BODY_BYTES in transformer/server.py).
-OFFLOAD_MIN_ROWS = 100
 # v2 metadata: every tensor is one value per row.
 _ROWS_SHAPE = [-1]
 
@@ -145,10 +142,9 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
     ) -> PreparedBatch:
         with self.metrics.stages["preprocess"].time():
             try:
-                transformed = (
-                    await asyncio.to_thread(self.bundle.spec.transform, payload.columns)
-                    if payload.rows >= OFFLOAD_MIN_ROWS
-                    else self.bundle.spec.transform(payload.columns)
+                transformed = await offload.run(
+                    partial(self.bundle.spec.transform, payload.columns),
+                    large=offload.large_batch(payload.rows),
                 )
             except ValidationFailed as exc:
                 raise RequestRejected(

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import ssl
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from typing import cast
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ import httptools
 import numpy as np
 import numpy.typing as npt
 
+from transformer import offload
 from transformer.codec import decode_predictor_response, encode_predictor_request
 from transformer.errors import PredictorProtocolError, PredictorUnavailable
 from transformer.settings import DEFAULT_PREDICTOR_MAX_CONNECTIONS, PredictorEncoding
@@ -260,7 +262,10 @@ class PredictorClient:
     ) -> npt.NDArray[np.float64]:
         """Positive-class probability per row of the FP64 [N, F] model matrix."""
         rows = matrix.shape[0]
-        body, headers = encode_predictor_request(matrix, request_id, self._binary)
+        large = offload.large_batch(rows)
+        body, headers = await offload.run(
+            partial(encode_predictor_request, matrix, request_id, self._binary), large=large
+        )
         headers["x-request-id"] = request_id
         request = self._request(b"POST", self._infer_path, headers, body)
         try:
@@ -274,7 +279,9 @@ class PredictorClient:
                 f"the predictor at {self.base_url} is unreachable ({type(exc).__name__})"
             ) from None
         check_status(response.status, self.base_url)
-        return decode_predictor_response(response.body, response.headers, rows)
+        return await offload.run(
+            partial(decode_predictor_response, response.body, response.headers, rows), large=large
+        )
 
     async def ready(self) -> bool:
         """The predictor server and the model on it both report ready."""

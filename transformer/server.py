@@ -7,8 +7,8 @@ liveness, model metadata and /metrics are kserve's own handlers. Nothing else is
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from functools import partial
 from importlib import metadata
 from typing import Any
 
@@ -17,22 +17,18 @@ from kserve import ModelServer
 from kserve.constants.constants import KSERVE_MODEL_SERVER_NAME
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from transformer import offload
 from transformer.audit import AuditTrail
 from transformer.auth import TokenStore
 from transformer.codec import encode_response
 from transformer.errors import PredictorProtocolError, PredictorUnavailable, RequestRejected
 from transformer.gateway import TRAILERS_STATE_KEY, ASGIApp, Gateway, Reply, Route, Routes
 from transformer.metrics import Metrics
-from transformer.model import OFFLOAD_MIN_ROWS, ChurnAnswer, ChurnTransformer
+from transformer.model import ChurnAnswer, ChurnTransformer
 from transformer.ratelimit import RateLimiter
 from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
-
-# Bodies this large are decoded on a worker thread, so probes never queue behind them. About
-# 100 rows (JSON runs near 170 bytes a row): a few milliseconds of work at most stay on the
-# loop, while batch 1 skips the thread hand-off, which costs as much as its whole decode.
-OFFLOAD_MIN_BODY_BYTES = 16 * 1024
 
 
 class Endpoints:
@@ -67,10 +63,9 @@ class Endpoints:
         request_id: str = state["request_id"]
         try:
             with self._metrics.stages["decode"].time():
-                if len(body) >= OFFLOAD_MIN_BODY_BYTES:
-                    decoded = await asyncio.to_thread(model.decoder.decode, body)
-                else:
-                    decoded = model.decoder.decode(body)
+                decoded = await offload.run(
+                    partial(model.decoder.decode, body), large=offload.large_body(len(body))
+                )
             state["rows"] = decoded.rows
             answer: ChurnAnswer
             answer, _ = await model(decoded, headers={"x-request-id": request_id})
@@ -101,9 +96,7 @@ class Endpoints:
             )
 
         with self._metrics.stages["encode"].time():
-            content = (
-                await asyncio.to_thread(encode) if decoded.rows >= OFFLOAD_MIN_ROWS else encode()
-            )
+            content = await offload.run(encode, large=offload.large_batch(decoded.rows))
         return Reply(200, content)
 
     async def ready(self, _body: bytes, _state: dict[str, Any]) -> Reply:
