@@ -11,8 +11,17 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
+import yaml
 
-from devstack.stack import Stack, new_token, serving_stack, train_bundle
+from devstack.stack import (
+    REPO_ROOT,
+    Service,
+    Stack,
+    new_token,
+    serving_stack,
+    train_bundle,
+    transformer,
+)
 from model.bundle import MODEL_PATH, ServingBundle, load_serving_bundle
 from model.schema import CUSTOMER_ID, FEATURES, NumericFeature
 from tests.rows import spec_columns
@@ -20,6 +29,13 @@ from tests.rows import spec_columns
 pytestmark = pytest.mark.integration
 
 MAX_BODY_BYTES = 8_000_000
+# The transformer's settings in the Helm chart's default values.
+CHART_VALUES = yaml.safe_load((REPO_ROOT / "helm/churn-predictor/values.yaml").read_text())
+CHART_TRANSFORMER_ENV = {
+    "CHURN_TRANSFORMER_MAX_BODY_BYTES": str(CHART_VALUES["transformer"]["maxBodyBytes"]),
+    "CHURN_TRANSFORMER_RATE_LIMIT_PER_SECOND": "100000",
+    "CHURN_TRANSFORMER_RATE_LIMIT_BURST": "100000",
+}
 
 
 @dataclass(frozen=True)
@@ -82,3 +98,17 @@ def stack(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         progress=print,
     ) as running:
         yield running
+
+
+@pytest.fixture
+def own_transformer(stack: Stack, trained: Trained, tmp_path: Path) -> Iterator[Service]:
+    """A transformer process of its own, with the chart's limits (CHART_TRANSFORMER_ENV), in
+    front of the stack's predictor: for measuring one process from a known state."""
+    with transformer(
+        str(trained.bundle_dir),
+        stack.predictor.url.removeprefix("http://"),
+        tmp_path,
+        stack.tokens_file,
+        env=CHART_TRANSFORMER_ENV,
+    ) as service:
+        yield service
