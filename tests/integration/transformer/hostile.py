@@ -26,8 +26,6 @@ INFER = f"/v2/models/{MODEL}/infer"
 OPEN_PATHS = frozenset(
     {"/v2/health/live", "/v2/health/ready", f"/v2/models/{MODEL}/ready", "/metrics"}
 )
-# uvicorn's own answer to bytes its HTTP parser refuses, before the app sees anything.
-PARSER_REFUSAL = b"Invalid HTTP request received."
 KB = 1024
 # Pre-rendered JSON spliced into a request where the placeholder string stands (JSON has no
 # way to say NaN, and orjson refuses to write it).
@@ -55,10 +53,6 @@ class Draft:
     expected: frozenset[int] | None = None
     # An input the error details must name (input and, when known, row).
     names: tuple[str, int | None] | None = None
-    # The HTTP parser may refuse it with its plain-text 400: it is not valid HTTP/1.1.
-    not_http: bool = False
-    # A WebSocket upgrade: refused by the server's WebSocket layer, never upgraded.
-    websocket: bool = False
 
 
 AUTH_MARK = b"<<authorization>>\r\n"
@@ -330,7 +324,7 @@ class Generator:
                 ("Sec-WebSocket-Version", "13"),
             ]
             target = self.rng.choice([INFER, "/v2/health/live", "/metrics", "/ws"])
-            return Draft(method="GET", target=target, headers=upgrade, websocket=True)
+            return Draft(method="GET", target=target, headers=upgrade)
         headers: Headers = [("Content-Type", "application/json")]
         body = b""
         if method in {"POST", "PUT", "PATCH"}:
@@ -648,19 +642,14 @@ class Generator:
                 f"POST {INFER} HTTP/1.1\nHost: x\n".encode() + b"Content-Length: 2\n\n{}",
             ]
         )
-        return Draft(raw=raw, not_http=True)
+        return Draft(raw=raw)
 
     def trailers(self) -> Draft:
         trailer = self.rng.choice(
             [("X-Trailer", "1"), ("Content-Length", "0"), ("X-Request-Id", "t"), ("Host", "e")]
         )
-        # A framing field in a trailer is not HTTP: the parser may refuse it first.
-        draft = self._post(
-            _json(self._document()),
-            chunked=True,
-            trailers=[trailer],
-            not_http=trailer[0] == "Content-Length",
-        )
+        # Refused by the gateway, or first by the parser (a framing field in a trailer).
+        draft = self._post(_json(self._document()), chunked=True, trailers=[trailer])
         if self.rng.random() < 0.5:
             draft = replace(draft, headers=[*draft.headers, ("Trailer", trailer[0])])
         return replace(draft, expected=frozenset({400}))
