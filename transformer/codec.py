@@ -144,7 +144,9 @@ class RequestDecoder:
             column = (
                 self._numeric_column(name, datatype, data, problems)
                 if name in self._numeric
-                else self._string_column(name, datatype, data, MAX_CATEGORY_CHARS, problems)
+                else self._string_column(
+                    name, datatype, data, MAX_CATEGORY_CHARS, problems, repeats=True
+                )
             )
             if column is not None:
                 columns[name] = column
@@ -321,7 +323,13 @@ class RequestDecoder:
 
     @staticmethod
     def _string_column(
-        name: str, datatype: str, data: list[Any], max_chars: int, problems: _Problems
+        name: str,
+        datatype: str,
+        data: list[Any],
+        max_chars: int,
+        problems: _Problems,
+        *,
+        repeats: bool = False,
     ) -> Column | None:
         if datatype != "BYTES":
             problems.add(
@@ -342,7 +350,7 @@ class RequestDecoder:
             )
             return None
         column = ["" if v is None else v for v in data] if type(None) in types else data
-        return None if _too_long(name, column, max_chars, problems) else column
+        return None if _too_long(name, column, max_chars, problems, repeats=repeats) else column
 
     @staticmethod
     def _customer_ids(datatype: str, data: list[Any], problems: _Problems) -> list[str] | None:
@@ -358,13 +366,17 @@ _NUMBER_TYPES = frozenset({int, float, type(None)})
 _STRING_TYPES = frozenset({str, type(None)})
 
 
-def _too_long(name: str, column: list[str], max_chars: int, problems: _Problems) -> bool:
+def _too_long(
+    name: str, column: list[str], max_chars: int, problems: _Problems, *, repeats: bool = False
+) -> bool:
     """Report the cells longer than max_chars, before any of them reaches numpy.
 
     A fixed-width numpy array of these strings would cost rows x longest x 4 bytes; the limits
     keep every later step proportional to the body. One C-level pass when nothing is too long.
+    A column that ``repeats`` a few values (categories) is measured per distinct value: the
+    hashing this costs is not extra, as the feature spec's lookups reuse the cached hashes.
     """
-    if not column or max(map(len, column)) <= max_chars:
+    if not column or max(map(len, set(column) if repeats else column)) <= max_chars:
         return False
     lengths = np.fromiter(map(len, column), dtype=np.int64, count=len(column))
     problems.add_rows(
