@@ -80,6 +80,14 @@ NUMBER_TEXT = re.compile(
 _NUMBER_CHARACTERS = str.maketrans("", "", f"0123456789+-.eE{ASCII_WHITESPACE}")
 
 
+def _parse_number_characters(text: str) -> float | None:
+    """_parse_number for text made only of NUMBER_TEXT's characters: float() decides."""
+    try:
+        return float(text)
+    except ValueError:
+        return None if text.strip(ASCII_WHITESPACE) else math.nan
+
+
 def _parse_number(value: object) -> float | None:
     """A float by the NUMBER_TEXT grammar; NaN when missing (blank or None); None otherwise.
 
@@ -110,12 +118,17 @@ def parse_numbers(values: InputColumn) -> tuple[FloatArray, npt.NDArray[np.bool_
     count = len(values)
     not_a_number = np.zeros(count, dtype=bool)
     try:
-        if not "".join(values).translate(_NUMBER_CHARACTERS):
+        number_characters_only = not "".join(values).translate(_NUMBER_CHARACTERS)
+    except TypeError:  # not all text, e.g. an object array of numbers
+        number_characters_only = False
+    if number_characters_only:
+        try:
             return np.fromiter(map(float, values), np.float64, count), not_a_number
-    except (TypeError, ValueError):
-        pass  # not all text, or a blank or malformed value: name them row by row
+        except ValueError:
+            pass  # a blank (or malformed) value: row by row, still by float()
+    parse = _parse_number_characters if number_characters_only else _parse_number
     parsed = np.full(count, np.nan)
-    for row, value in enumerate(map(_parse_number, values)):
+    for row, value in enumerate(map(parse, values)):
         if value is None:
             not_a_number[row] = True
         else:

@@ -195,15 +195,16 @@ def test_blank_text_and_none_are_missing_not_bad() -> None:
 
 
 @given(st.text(alphabet="0123456789+-.eE_ \t\nainf\u0661\uff11\u00a0", max_size=8))
-def test_whole_column_path_follows_the_grammar(text: str) -> None:
-    """The fast path (translate + float) and NUMBER_TEXT agree on any text."""
-    values, not_a_number = parse_numbers([text])
-    if NUMBER_TEXT.fullmatch(text):
-        assert values[0] == float(text)
-        assert not not_a_number[0]
-    else:
-        assert np.isnan(values[0])
-        assert not_a_number[0] == bool(text.strip(ASCII_WHITESPACE))
+def test_whole_column_paths_follow_the_grammar(text: str) -> None:
+    """The float()-based paths (alone; beside a blank) and NUMBER_TEXT agree on any text."""
+    for column in ([text], [text, ""]):
+        values, not_a_number = parse_numbers(column)
+        if NUMBER_TEXT.fullmatch(text):
+            assert values[0] == float(text)
+            assert not not_a_number[0]
+        else:
+            assert np.isnan(values[0])
+            assert not_a_number[0] == bool(text.strip(ASCII_WHITESPACE))
 
 
 def test_nan_text_is_not_a_number_even_where_missing_values_are_imputed() -> None:
