@@ -172,7 +172,9 @@ class Gateway:
             if route is None:
                 await self._refuse_unrouted(scope, methods, send_with_request_id)
                 return
-            body = await self._admit(state, headers, receive, send_with_request_id)
+            body = await self._admit(
+                state, headers, scope["headers"], receive, send_with_request_id
+            )
             if body is not None:
                 await self._answer(route, scope, body, receive, send_with_request_id)
         finally:
@@ -217,13 +219,33 @@ class Gateway:
         }[failure]
         await Reply.json({"error": message}, 401, **{"www-authenticate": challenge}).send(send)
 
-    async def _admit(
-        self, state: dict[str, Any], headers: dict[str, str], receive: Receive, send: Send
-    ) -> bytes | None:
-        """Token, rate limit, body size, then trailers: the body if admitted, else None
-        (answered)."""
-        if "trailer" in headers:
+    async def _refuse_ambiguous_header_block(
+        self, raw_headers: list[tuple[bytes, bytes]], send: Send
+    ) -> bool:
+        """Refuses (and answers) a header block that announces trailers or carries more than one
+        Authorization line: proxies and this gateway could each read a different one."""
+        names = [name for name, _ in raw_headers]
+        if b"trailer" in names:
             await self._refuse_trailers(send)
+            return True
+        if names.count(b"authorization") > 1:
+            self._metrics.auth_failures.labels(AuthFailure.MALFORMED.value).inc()
+            message = "more than one Authorization header; send exactly one"
+            await Reply.json({"error": message}, 400).send(send)
+            return True
+        return False
+
+    async def _admit(
+        self,
+        state: dict[str, Any],
+        headers: dict[str, str],
+        raw_headers: list[tuple[bytes, bytes]],
+        receive: Receive,
+        send: Send,
+    ) -> bytes | None:
+        """Header block, token, rate limit, body size, then trailers: the body if admitted,
+        else None (answered)."""
+        if await self._refuse_ambiguous_header_block(raw_headers, send):
             return None
         auth = self._tokens.authenticate(headers.get("authorization"))
         if auth.failure is not None or auth.token_name is None:

@@ -84,7 +84,7 @@ def violations(case: Case, answer: Answer | None) -> list[str]:
     status = answer.status
     if status >= 500:
         found.append(f"status {status}")
-    unguarded = not case.authorized and not case.ambiguous_token and not case.open_path
+    unguarded = not case.authorized and not case.open_path
     if unguarded and (200 <= status < 300 or status == 101):
         found.append(f"status {status} without a valid token in the header block")
     if case.expected is not None and status not in case.expected:

@@ -140,6 +140,16 @@ async def test_missing_and_wrong_tokens_get_401_with_a_bearer_challenge(
     )
 
 
+async def test_two_authorization_lines_are_refused_whichever_holds_the_token(
+    client: httpx.AsyncClient,
+) -> None:
+    good, bad = ("authorization", f"Bearer {TOKEN}"), ("authorization", "Bearer nope")
+    for lines in ([good, bad], [bad, good], [good, good]):
+        response = await client.post(INFER, content=b"{}", headers=httpx.Headers(lines))
+        assert response.status_code == 400
+        assert "Authorization" in response.json()["error"]
+
+
 async def test_admitted_requests_reach_their_route_with_body_and_token_name(
     client: httpx.AsyncClient,
 ) -> None:
