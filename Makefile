@@ -94,13 +94,15 @@ stack-up: venv tools ## Build and load the stack's images, install KServe, Traef
 e2e: venv tools ## Offline kind cluster + images + stack + tests/e2e, then teardown (docs/e2e.md; E2E_KEEP_CLUSTER=1 keeps it).
 	@bash hack/e2e/run.sh
 
-.PHONY: bench bench-smoke bench-training
+.PHONY: bench bench-smoke bench-training bench-client
 bench: venv ## Serving benchmark: the chain vs predictor alone and two peers, wrk load (~12 min; bench/results/serving.*).
 	$(PY) -m bench.serving
 bench-smoke: venv ## The serving benchmark harness in about a minute (CI); no timing claims.
 	$(PY) -m bench.serving --smoke
 bench-training: venv ## Training time and peak memory at 10k, 100k and 1M rows (bench/results/training.*).
 	$(PY) -m bench.training
+bench-client: venv ## The predictor client vs httpx and aiohttp, client CPU per request (~5 min; bench/results/client.*).
+	$(PY) -m bench.client
 
 .PHONY: clean
 clean: ## Remove local build outputs (keeps $(CHURN_CACHE)).
