@@ -7,8 +7,8 @@ Chart name, truncated because some Kubernetes name fields are limited to 63 char
 
 {{/*
 Full name = the stable InferenceService's name. Capped at 35 characters: KServe appends
-"-transformer" (Service and Deployment names) and Knative appends "-transformer-00001" to revisions,
-and the candidate adds "-candidate"; every derived name must stay a DNS label.
+"-transformer" (Service, Deployment and HPA names) and the candidate adds "-candidate"; every
+derived name must stay a DNS label.
 */}}
 {{- define "churn-predictor.fullname" -}}
 {{- if .Values.fullnameOverride }}
@@ -53,20 +53,14 @@ the Deployments, Services and pods it creates, so monitors, alerts and budgets c
 {{- define "churn-predictor.armLabel" -}}churn-predictor/arm{{- end }}
 
 {{/*
-The arms to deploy, each {name, isvc, bundleUri}. Standard mode runs the candidate as its own
-InferenceService; Knative mode rolls the single InferenceService to the candidate bundle and lets
-canaryTrafficPercent keep the previous revision serving the rest.
+The arms to deploy, each {name, isvc, bundleUri}: the stable InferenceService and, with a canary,
+the candidate as an InferenceService of its own.
 */}}
 {{- define "churn-predictor.arms" -}}
 {{- $full := include "churn-predictor.fullname" . }}
-{{- $arms := list }}
-{{- if and .Values.canary.enabled (eq .Values.deploymentMode "Knative") }}
-{{- $arms = append $arms (dict "name" "stable" "isvc" $full "bundleUri" (include "churn-predictor.canaryBundleUri" .)) }}
-{{- else }}
-{{- $arms = append $arms (dict "name" "stable" "isvc" $full "bundleUri" (include "churn-predictor.stableBundleUri" .)) }}
+{{- $arms := list (dict "name" "stable" "isvc" $full "bundleUri" (include "churn-predictor.stableBundleUri" .)) }}
 {{- if .Values.canary.enabled }}
 {{- $arms = append $arms (dict "name" "candidate" "isvc" (printf "%s-candidate" $full) "bundleUri" (include "churn-predictor.canaryBundleUri" .)) }}
-{{- end }}
 {{- end }}
 {{- toJson $arms }}
 {{- end }}
@@ -77,10 +71,6 @@ canaryTrafficPercent keep the previous revision serving the rest.
 
 {{- define "churn-predictor.canaryBundleUri" -}}
 {{- required "canary.bundleUri is required when canary.enabled is true" .Values.canary.bundleUri | trimSuffix "/" }}
-{{- end }}
-
-{{- define "churn-predictor.standardMode" -}}
-{{- if eq .Values.deploymentMode "Standard" }}true{{ end }}
 {{- end }}
 
 {{- define "churn-predictor.serviceAccountName" -}}

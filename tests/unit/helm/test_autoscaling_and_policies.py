@@ -78,17 +78,6 @@ def test_without_autoscaling_kserve_pins_the_replicas(render: Render) -> None:
     assert isvc["spec"]["transformer"]["minReplicas"] == 2
 
 
-def test_knative_mode_scales_with_knative_bounds(render: Render) -> None:
-    manifests = render(BASE_VALUES, deploymentMode="Knative", predictor__autoscaling__minReplicas=0)
-    isvc = one(manifests, "InferenceService", STABLE)
-
-    assert by_kind(manifests, "HorizontalPodAutoscaler") == []
-    assert by_kind(manifests, "PodDisruptionBudget") == []
-    predictor = isvc["spec"]["predictor"]
-    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 4)
-    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 10)
-
-
 def test_pod_disruption_budgets_select_exactly_one_component_of_one_arm(render: Render) -> None:
     manifests = render(BASE_VALUES, **CANARY)
     pods = {
@@ -173,21 +162,6 @@ def test_transformer_policy_opens_only_the_serving_port(render: Render) -> None:
     ]
     # With a restricted source list, Prometheus still reaches /metrics.
     assert restricted["ingress"][1]["ports"] == [{"protocol": "TCP", "port": 8080}]
-
-
-def test_knative_network_policy_uses_queue_proxy_ports_and_admits_the_activator(
-    render: Render,
-) -> None:
-    policy = network_policy(render(BASE_VALUES, deploymentMode="Knative"), "predictor")["spec"]
-    sources = [rule["from"][0] for rule in policy["ingress"]]
-
-    assert policy["ingress"][0]["ports"] == [
-        {"protocol": "TCP", "port": 8012},
-        {"protocol": "TCP", "port": 8013},
-    ]
-    assert {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "knative-serving"}}
-    } in sources
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)

@@ -1,4 +1,4 @@
-"""Canary and A/B: the weighted HTTPRoute (Standard) and canaryTrafficPercent (Knative), and the
+"""Canary and A/B: the candidate InferenceService behind the weighted HTTPRoute, and the
 start -> shift -> promote -> roll back flow of docs/runbook-canary.md as value changes."""
 
 from __future__ import annotations
@@ -135,35 +135,3 @@ def test_canary_needs_a_candidate_bundle(render: Render) -> None:
 def test_standard_canary_without_the_route_is_refused(render: Render) -> None:
     with pytest.raises(RenderError, match=r"needs route\.enabled"):
         render(BASE_VALUES, route__enabled=False, **start_canary(10))
-
-
-def test_knative_canary_uses_canary_traffic_percent_on_both_components(render: Render) -> None:
-    manifests = render(BASE_VALUES, deploymentMode="Knative", **start_canary(20))
-    (isvc,) = by_kind(manifests, "InferenceService")
-
-    assert isvc["metadata"]["name"] == STABLE
-    assert storage_uri(isvc) == f"{CANDIDATE_URI}/model"  # the new revision
-    assert bundle_env(isvc) == CANDIDATE_URI
-    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
-    assert isvc["spec"]["transformer"]["canaryTrafficPercent"] == 20
-    assert by_kind(manifests, "HTTPRoute") == []
-
-
-def test_knative_promotion_drops_canary_traffic_percent_on_the_same_revision(
-    render: Render,
-) -> None:
-    during = one(
-        render(BASE_VALUES, deploymentMode="Knative", **start_canary(20)),
-        "InferenceService",
-        STABLE,
-    )
-    after = one(
-        render(BASE_VALUES, deploymentMode="Knative", **(start_canary(20) | PROMOTE)),
-        "InferenceService",
-        STABLE,
-    )
-
-    # Same spec (so no new revision), only the split is gone: 100% to the latest revision.
-    assert storage_uri(after) == storage_uri(during) == f"{CANDIDATE_URI}/model"
-    for component in ("predictor", "transformer"):
-        assert "canaryTrafficPercent" not in after["spec"][component]

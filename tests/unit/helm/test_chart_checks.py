@@ -15,9 +15,9 @@ from helm_chart import BASE_VALUES, CHART, CI_VALUES, REPO, Render, RenderError,
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 
 
-def test_there_are_scenarios_for_both_modes_and_a_canary() -> None:
+def test_there_are_scenarios_for_a_stable_arm_and_a_canary() -> None:
     names = {p.name for p in CI_VALUES}
-    assert {"standard-values.yaml", "canary-values.yaml", "knative-values.yaml"} <= names
+    assert {"standard-values.yaml", "canary-values.yaml"} <= names
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
@@ -52,12 +52,13 @@ def test_default_values_with_each_scenario_match_the_schema(values: Path) -> Non
     [
         ({"canary__weight": 101}, "/canary/weight"),
         ({"canary__weight": -1}, "/canary/weight"),
-        ({"deploymentMode": "Serverless"}, "/deploymentMode"),
         ({"predictor__protocolVersion": "v1"}, "/predictor/protocolVersion"),
         ({"stable__bundleUri": "models/churn/1"}, "/stable/bundleUri"),
         ({"canary__enabled": True}, "/canary/bundleUri"),
         ({"predictor__autoscaling__maxReplica": 3}, "/predictor/autoscaling"),
-        ({"autoscaling__knative__metric": "latency"}, "/autoscaling/knative/metric"),
+        # Keys of the removed Knative mode are unknown now, not silently ignored.
+        ({"autoscaling__knative__metric": "concurrency"}, "/autoscaling"),
+        ({"networkPolicy__knativeNamespaceSelector": {}}, "/networkPolicy"),
         ({"s3__endpoint": "http://minio:9000"}, "/s3/endpoint"),
         ({"auth__tokens__short": "abc"}, "/auth/tokens/short"),
         ({"fullnameOverride": "x" * 36}, "/fullnameOverride"),

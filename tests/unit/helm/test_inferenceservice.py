@@ -133,7 +133,7 @@ def test_existing_tokens_secret_is_used_and_no_secret_is_rendered(render: Render
 
 
 def test_a_random_token_is_generated_when_none_is_given(render: Render) -> None:
-    values = CI_VALUES[0].parent / "knative-values.yaml"  # sets no tokens
+    values = CI_VALUES[0].parent / "canary-values.yaml"  # sets no tokens
     first = one(render(values), "Secret", f"{STABLE}-tokens")["stringData"]["tokens.json"]
     second = one(render(values), "Secret", f"{STABLE}-tokens")["stringData"]["tokens.json"]
 
@@ -204,26 +204,38 @@ def test_every_container_runs_restricted(render: Render, values: Any) -> None:
             assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
 
 
-def test_default_mode_is_standard_and_knative_is_chosen_by_value(render: Render) -> None:
-    standard = one(render(BASE_VALUES), "InferenceService", STABLE)
-    knative = one(render(BASE_VALUES, deploymentMode="Knative"), "InferenceService", STABLE)
+def test_inferenceservices_are_always_standard_mode_behind_the_gateway_route(
+    render: Render,
+) -> None:
+    isvc = one(render(BASE_VALUES), "InferenceService", STABLE)
 
-    assert standard["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
-    assert knative["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
-    # Knative scales with its own autoscaler; the HPA class annotation is Standard-only.
-    assert "serving.kserve.io/autoscalerClass" not in knative["metadata"]["annotations"]
-    # The gateway route is the entry point only in Standard mode.
-    assert standard["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local"
-    assert "networking.kserve.io/visibility" not in knative["metadata"]["labels"]
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    # The gateway route is the only entry point, so KServe must create no route of its own.
+    assert isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local"
+
+
+def test_a_removed_deployment_mode_fails_naming_the_field_and_the_fix(render: Render) -> None:
+    with pytest.raises(RenderError) as error:
+        render(BASE_VALUES, deploymentMode="Knative")
+    # An old values file that names the one remaining mode still installs.
+    render(BASE_VALUES, deploymentMode="Standard")
+
+    message = str(error.value)
+    assert "deploymentMode: Knative mode was removed" in message
+    assert "Delete deploymentMode from your values" in message
 
 
 def test_long_release_names_keep_every_kserve_derived_name_a_dns_label(render: Render) -> None:
     release = "a-very-long-release-name-for-the-churn-team"
-    manifests = render(
-        CI_VALUES[0].parent / "canary-values.yaml", release=release, deploymentMode="Standard"
-    )
-    for isvc in by_kind(manifests, "InferenceService"):
-        name = isvc["metadata"]["name"]
-        for component in ("predictor", "transformer"):
-            # Knative revision names are the longest names KServe derives.
-            assert len(f"{name}-{component}-00001") <= 63
+    manifests = render(CI_VALUES[0].parent / "canary-values.yaml", release=release)
+    # KServe names each component's Deployment and Service `<isvc>-<component>`.
+    derived = [
+        f"{isvc['metadata']['name']}-{component}"
+        for isvc in by_kind(manifests, "InferenceService")
+        for component in ("predictor", "transformer")
+    ]
+    rendered = [m["metadata"]["name"] for m in manifests]
+
+    assert f"{release[:35]}-candidate-transformer" in derived
+    for name in derived + rendered:
+        assert len(name) <= 63, name

@@ -65,17 +65,6 @@ def test_service_monitors_select_kserve_services_of_both_arms(render: Render) ->
         assert targets == ["arm", "isvc", "component", "team"]
 
 
-def test_knative_mode_scrapes_pods_because_knative_owns_the_services(render: Render) -> None:
-    manifests = render(BASE_VALUES, deploymentMode="Knative")
-
-    assert by_kind(manifests, "ServiceMonitor") == []
-    monitors = by_kind(manifests, "PodMonitor")
-    assert len(monitors) == 2
-    for monitor in monitors:
-        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-        assert endpoint["portNumber"] == 8080
-
-
 def test_a_separate_predictor_metrics_port_is_declared_scraped_and_opened(render: Render) -> None:
     """MLServer (kserve-mlserver) serves /metrics on 8082, not on its inference port."""
     manifests = render(
