@@ -34,8 +34,6 @@ wait_ready() {
 			kubectl get "${helm_release[@]}" "$isvc" >/dev/null 2>&1 || continue
 			return 1
 		fi
-		# Knative mode: revisions, not <isvc>-<component> Deployments; Ready covers the split.
-		[[ "$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.serving\.kserve\.io/deploymentMode}')" == Standard ]] || continue
 		bundle="$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.churn-predictor/bundle-uri}')"
 		for component in predictor transformer; do
 			deployment="deployment/$name-$component"

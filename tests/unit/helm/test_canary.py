@@ -81,7 +81,6 @@ def test_candidate_is_a_full_inference_service_beside_the_stable_one(render: Ren
     # Plain spec.canary would let canary traffic skip the transformer; the chart never uses it.
     for isvc in (stable, candidate):
         assert "canary" not in isvc["spec"]
-        assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
 
 
 def test_pin_header_sends_a_request_to_one_arm(render: Render) -> None:
