@@ -29,6 +29,9 @@ MODEL_PATH = f"{MODEL_DIR}/{MODEL_FILE}"
 SPEC_FILE = "feature_spec.json"
 REPORT_FILE = "validation_report.json"
 METADATA_FILE = "metadata.json"
+# The MLflow model-version tag naming the bundle version: training writes it when it registers
+# a bundle, monitoring finds the version to report against by it.
+TAG_BUNDLE_VERSION = "bundle_version"
 
 
 class BundleMetadata(BaseModel):

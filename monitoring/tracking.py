@@ -12,6 +12,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from model.bundle import TAG_BUNDLE_VERSION
 from monitoring.report import GroupReport, Report
 from monitoring.settings import MonitoringSettings
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The version tag training/registry.py writes (monitoring may not import training).
-TAG_BUNDLE_VERSION = "bundle_version"
 HEADLINE = (
     "rows", "positives", "roc_auc", "pr_auc", "brier", "log_loss",
     "expected_calibration_error", "precision", "recall",

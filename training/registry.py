@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from model import storage
+from model.bundle import TAG_BUNDLE_VERSION
 from training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ CANDIDATE = "candidate"
 CHAMPION = "champion"
 TAG_BUNDLE_URI = "bundle_uri"
 TAG_STORAGE_URI = "storage_uri"
-TAG_BUNDLE_VERSION = "bundle_version"
 TAG_PREVIOUS_CHAMPION = "previous_champion"
 
 
