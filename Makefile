@@ -15,7 +15,7 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: venv
-venv: ## Create .venv and .venv-mlserver from uv.lock (needs Python 3.11/3.12 and PyPI).
+venv: ## Create .venv and .venv-sklearnserver from the locks (needs Python 3.11/3.12 and PyPI).
 	@bash hack/venv.sh
 
 .PHONY: demo
@@ -106,4 +106,4 @@ bench-client: venv ## The predictor client vs httpx and aiohttp, client CPU per 
 
 .PHONY: clean
 clean: ## Remove local build outputs (keeps $(CHURN_CACHE)).
-	rm -rf .venv .venv-mlserver .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist .metrics .envs
+	rm -rf .venv .venv-sklearnserver .venv-mlserver .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist .metrics .envs

@@ -1,11 +1,11 @@
 """Predictor client benchmark: the transformer's hand-written HTTP/1.1 client against library
-clients, each calling a real v2 server (MLServer) on loopback with the same requests.
+clients, each calling a real v2 server (kserve-sklearnserver) on loopback with the same requests.
 
     python -m bench.client [--runs 5] [--seconds 1.5]
 
-Trains a small bundle (python -m training, 2,000 rows), starts MLServer in its own process,
-and checks that every client answers every prepared request with the reference probabilities
-(to 1e-9) and with exactly the same numbers as the others. Then, for batches of 1, 100 and
+Trains a small bundle (python -m training, 2,000 rows), starts kserve-sklearnserver in its own
+process, and checks that every client answers every prepared request with the reference
+probabilities (to 1e-9) and with exactly the same numbers as the others. Then, for batches of 1, 100 and
 1,000 rows of the FP64 model matrix at 8 concurrent calls, each client runs closed loop for
 ``--seconds``; runs are interleaved (every client at every batch size, then the next run,
 client order rotated). Client CPU is this process's CPU time (the server runs elsewhere);
@@ -39,7 +39,7 @@ import joblib
 import numpy as np
 import numpy.typing as npt
 
-from devstack.stack import MODEL_NAME, Service, mlserver, train_bundle
+from devstack.stack import MODEL_NAME, Service, sklearnserver, train_bundle
 from model.bundle import MODEL_PATH, load_serving_bundle
 from transformer.codec import decode_predictor_response, encode_predictor_request
 from transformer.predictor import PredictorClient, check_status
@@ -84,7 +84,7 @@ class Client(Protocol):
 class LibraryClient:
     """A library's HTTP client behind the hand-written client's interface: the same codec and
     status mapping, and the same single retry when a kept connection closes just as a request
-    goes out (MLServer's uvicorn closes connections idle for 5 s)."""
+    goes out (the server's uvicorn closes connections idle for 5 s)."""
 
     # What a request on a kept connection the server has just closed fails with.
     stale: tuple[type[Exception], ...] = ()
@@ -338,7 +338,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Run of {results['started_at']} ({results['wall_seconds']:.0f} s): "
         f"{results['runs']} interleaved runs of {results['seconds_per_run']} s per client and "
-        f"batch size, {CONCURRENCY} concurrent calls, against MLServer (one process) on "
+        f"batch size, {CONCURRENCY} concurrent calls, against kserve-sklearnserver (one process) "
+        f"on "
         f"loopback; {results['machine']['cores']} cores shared by this client process and the "
         f"server; other processes used {results['other_busy_cores_median']} cores (median of "
         "runs). Each cell: median (interquartile range; min-max) over runs.",
@@ -398,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
         work = Path(tmp)
         bundle_dir, prepared = prepare(work)
-        with mlserver(bundle_dir, work, progress=say) as server:
+        with sklearnserver(bundle_dir, work, progress=say) as server:
             worst, measured = asyncio.run(benchmark(server, prepared, args.runs, args.seconds))
     summaries = {
         str(size): {

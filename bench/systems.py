@@ -7,6 +7,7 @@ devstack has no use for (`mlflow models serve`, the full-Pipeline model files) l
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -20,13 +21,13 @@ import mlflow.sklearn
 import pandas as pd
 from mlflow.models import infer_signature
 
-from devstack.processes import ManagedProcess, Progress, free_port, start_process
+from devstack.processes import ManagedProcess, Progress, StackError, free_port, start_process
 from devstack.stack import (
     MODEL_NAME,
     READY_TIMEOUT_SECONDS,
+    REPO_ROOT,
     Service,
     _until_stopped,
-    mlserver,
     new_token,
     transformer,
     write_tokens,
@@ -94,6 +95,66 @@ def save_peer_models(reference: Reference, example: Batch, directory: Path) -> t
     (mlserver_dir / MODEL_PATH).parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(reference.pipeline, mlserver_dir / MODEL_PATH)
     return mlflow_dir, mlserver_dir
+
+
+def mlserver_executable() -> Path:
+    executable = Path(
+        os.environ.get("CHURN_MLSERVER_BIN", REPO_ROOT / ".venv-mlserver/bin/mlserver")
+    )
+    if not executable.exists():
+        raise StackError(f"MLServer not found at {executable}: run `bash hack/venv.sh mlserver`")
+    return executable
+
+
+@contextmanager
+def mlserver(
+    bundle_dir: Path,
+    work_dir: Path,
+    *,
+    progress: Progress,
+    model_name: str = MODEL_NAME,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> Iterator[Service]:
+    """MLServer + mlserver-sklearn serving the bundle's model.joblib with predict_proba."""
+    models_dir = work_dir / "mlserver-models"
+    settings_dir = models_dir / model_name
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    (settings_dir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": model_name,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {
+                    "uri": str((bundle_dir / MODEL_PATH).resolve()),
+                    "extra": {"predict_fn": "predict_proba"},
+                },
+            },
+            indent=2,
+        )
+    )
+    port = free_port()
+    env = {
+        "MLSERVER_HOST": "127.0.0.1",
+        "MLSERVER_HTTP_PORT": str(port),
+        "MLSERVER_GRPC_PORT": str(free_port()),
+        "MLSERVER_METRICS_PORT": str(free_port()),
+        # In-process inference: MLServer's worker pool dies with uvloop >= 0.22.
+        "MLSERVER_PARALLEL_WORKERS": "0",
+        # MLServer writes these into its working directory unless told otherwise.
+        "MLSERVER_METRICS_DIR": str(work_dir / "mlserver-metrics"),
+        "MLSERVER_ENVIRONMENTS_DIR": str(work_dir / "mlserver-envs"),
+        "MLSERVER_DEBUG": "false",
+    }
+    progress(f"starting MLServer (mlserver-sklearn) on 127.0.0.1:{port}")
+    process = start_process(
+        "MLServer",
+        [str(mlserver_executable()), "start", str(models_dir)],
+        log_path=work_dir / "logs/mlserver.log",
+        cwd=work_dir,
+        env=env,
+    )
+    with _until_stopped(process, port, f"/v2/models/{model_name}/ready", timeout, progress) as s:
+        yield s
 
 
 @contextmanager

@@ -13,8 +13,8 @@ from devstack.processes import StackError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
-        description="Train on synthetic data and serve the bundle locally: a real MLServer v2 "
-        "predictor behind the churn transformer, both on 127.0.0.1.",
+        description="Train on synthetic data and serve the bundle locally: KServe's "
+        "kserve-sklearnserver behind the churn transformer, both on 127.0.0.1.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="Start, send example requests, print, stop.")

@@ -184,7 +184,7 @@ def _wait_for_interrupt(stack: Stack, work: Path) -> None:
     print(
         f"\nThe stack is up.\n"
         f"  transformer: {stack.transformer.url}  (v2 REST; /v2/health/ready, /metrics)\n"
-        f"  predictor:   {stack.predictor.url}  (MLServer, loopback only)\n"
+        f"  predictor:   {stack.predictor.url}  (kserve-sklearnserver, loopback only)\n"
         f"  token file:  {stack.tokens_file}\n\n"
         f"Try:\n  {curl_command(stack, request_file)}\n\n"
         f"Press Ctrl-C to stop.",

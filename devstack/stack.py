@@ -1,4 +1,4 @@
-"""The local serving stack as context managers: a real MLServer v2 predictor and the transformer.
+"""The local serving stack as context managers: KServe's kserve-sklearnserver and the transformer.
 
     with serving_stack(bundle_dir, work_dir) as stack:
         httpx.post(stack.infer_url, headers=stack.auth_header(), json=...)
@@ -29,7 +29,7 @@ from devstack.processes import (
     start_process,
     wait_until_ok,
 )
-from model.bundle import MODEL_PATH
+from model.bundle import MODEL_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "churn"
@@ -79,13 +79,74 @@ def _until_stopped(
         process.stop()
 
 
-def mlserver_executable() -> Path:
-    executable = Path(
-        os.environ.get("CHURN_MLSERVER_BIN", REPO_ROOT / ".venv-mlserver/bin/mlserver")
+def _kserve_version() -> str:
+    """The pinned KServe release (hack/versions.env), whose sklearnserver package we run."""
+    for line in (REPO_ROOT / "hack/versions.env").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "KSERVE_VERSION":
+            return value.strip()
+    raise StackError("KSERVE_VERSION missing from hack/versions.env")
+
+
+def sklearnserver_package_dir() -> Path:
+    """KServe's sklearnserver package, where hack/upstream.sh looks for it (never vendored)."""
+    cache = Path(os.environ.get("CHURN_CACHE", Path.home() / ".cache/churn-serving"))
+    candidates = [
+        os.environ.get("CHURN_UPSTREAM_DIR", ""),
+        REPO_ROOT.parent / "shared/upstream",
+        cache / "upstream",
+    ]
+    relative = Path(f"kserve-{_kserve_version()}/python/sklearnserver")
+    for candidate in filter(None, map(str, candidates)):
+        package = Path(candidate) / relative
+        if (package / "sklearnserver/__main__.py").is_file():
+            return package
+    raise StackError(
+        f"KServe's sklearnserver package ({relative}) not found: run `make fetch-upstream` "
+        "or set CHURN_UPSTREAM_DIR"
     )
-    if not executable.exists():
-        raise StackError(f"MLServer not found at {executable}: run `make venv` first")
-    return executable
+
+
+def sklearnserver_python() -> Path:
+    python = Path(
+        os.environ.get("CHURN_SKLEARNSERVER_PYTHON", REPO_ROOT / ".venv-sklearnserver/bin/python")
+    )
+    if not python.exists():
+        raise StackError(f"kserve-sklearnserver's venv not found at {python}: run `make venv`")
+    return python
+
+
+@contextmanager
+def sklearnserver(
+    bundle_dir: Path,
+    work_dir: Path,
+    *,
+    model_name: str = MODEL_NAME,
+    progress: Progress = _quiet,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> Iterator[Service]:
+    """KServe's kserve-sklearnserver serving the bundle's model/ directory with predict_proba,
+    started as the InferenceService starts it in the pod (same package, same locked versions).
+    """
+    port, grpc_port = free_port(), free_port()
+    progress(f"starting kserve-sklearnserver on 127.0.0.1:{port} (gRPC {grpc_port})")
+    process = start_process(
+        "kserve-sklearnserver",
+        [
+            str(sklearnserver_python()),
+            "-m",
+            "sklearnserver",
+            f"--model_dir={(bundle_dir / MODEL_DIR).resolve()}",
+            f"--model_name={model_name}",
+            f"--http_port={port}",
+            f"--grpc_port={grpc_port}",
+        ],
+        log_path=work_dir / "logs/kserve-sklearnserver.log",
+        cwd=work_dir,
+        env={"PREDICT_PROBA": "true", "PYTHONPATH": str(sklearnserver_package_dir())},
+    )
+    with _until_stopped(process, port, f"/v2/models/{model_name}/ready", timeout, progress) as s:
+        yield s
 
 
 def write_tokens(path: Path, tokens: Mapping[str, str]) -> None:
@@ -99,57 +160,6 @@ def write_tokens(path: Path, tokens: Mapping[str, str]) -> None:
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
-
-
-@contextmanager
-def mlserver(
-    bundle_dir: Path,
-    work_dir: Path,
-    *,
-    model_name: str = MODEL_NAME,
-    progress: Progress = _quiet,
-    timeout: float = READY_TIMEOUT_SECONDS,
-) -> Iterator[Service]:
-    """MLServer + mlserver-sklearn serving the bundle's model.joblib with predict_proba."""
-    models_dir = work_dir / "mlserver-models"
-    settings_dir = models_dir / model_name
-    settings_dir.mkdir(parents=True, exist_ok=True)
-    (settings_dir / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": model_name,
-                "implementation": "mlserver_sklearn.SKLearnModel",
-                "parameters": {
-                    "uri": str((bundle_dir / MODEL_PATH).resolve()),
-                    "extra": {"predict_fn": "predict_proba"},
-                },
-            },
-            indent=2,
-        )
-    )
-    port = free_port()
-    env = {
-        "MLSERVER_HOST": "127.0.0.1",
-        "MLSERVER_HTTP_PORT": str(port),
-        "MLSERVER_GRPC_PORT": str(free_port()),
-        "MLSERVER_METRICS_PORT": str(free_port()),
-        # In-process inference: MLServer's worker pool dies with uvloop >= 0.22.
-        "MLSERVER_PARALLEL_WORKERS": "0",
-        # MLServer writes these into its working directory unless told otherwise.
-        "MLSERVER_METRICS_DIR": str(work_dir / "mlserver-metrics"),
-        "MLSERVER_ENVIRONMENTS_DIR": str(work_dir / "mlserver-envs"),
-        "MLSERVER_DEBUG": "false",
-    }
-    progress(f"starting MLServer (mlserver-sklearn) on 127.0.0.1:{port}")
-    process = start_process(
-        "MLServer",
-        [str(mlserver_executable()), "start", str(models_dir)],
-        log_path=work_dir / "logs/mlserver.log",
-        cwd=work_dir,
-        env=env,
-    )
-    with _until_stopped(process, port, f"/v2/models/{model_name}/ready", timeout, progress) as s:
-        yield s
 
 
 @contextmanager
@@ -213,14 +223,15 @@ def serving_stack(
     model_name: str = MODEL_NAME,
     progress: Progress = _quiet,
 ) -> Iterator[Stack]:
-    """MLServer, then the transformer in front of it; stopped in reverse order."""
+    """kserve-sklearnserver, then the transformer in front of it, both reading the same bundle
+    directory as they share /mnt/models in the pod; stopped in reverse order."""
     work_dir.mkdir(parents=True, exist_ok=True)
     tokens = dict(tokens or {"demo": new_token()})
     tokens_file = work_dir / "secrets/tokens.json"
     write_tokens(tokens_file, tokens)
     with ExitStack() as stack:
         predictor = stack.enter_context(
-            mlserver(bundle_dir, work_dir, model_name=model_name, progress=progress)
+            sklearnserver(bundle_dir, work_dir, model_name=model_name, progress=progress)
         )
         front = stack.enter_context(
             transformer(

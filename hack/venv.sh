@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Creates the two virtualenvs the project needs and keeps them in sync with uv.lock.
-#   .venv          training, transformer, tests (kserve 0.21 SDK)
-#   .venv-mlserver the reference v2 predictor (MLServer + mlserver-sklearn); it cannot share
-#                  a venv with kserve 0.21 (starlette vs fastapi pins).
+#   .venv               training, transformer, tests (kserve 0.21 SDK)
+#   .venv-sklearnserver KServe's kserve-sklearnserver runtime (kserve 0.20, scikit-learn 1.5), locked
+#                       exactly as its image is (hack/images/kserve-sklearnserver/requirements.txt)
+#   .venv-mlserver      MLServer, a peer in the serving benchmark only (`venv.sh mlserver`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,11 +30,20 @@ PY="$(pick_python)"
 
 uv sync --quiet --frozen --all-extras --python "$PY"
 
-# The same hash-locked requirements as the cluster's MLServer runtime image (hack/images/lock.sh).
-runtime_lock=hack/runtime/requirements.txt
-if [[ ! -x .venv-mlserver/bin/mlserver ]] || [[ $runtime_lock -nt .venv-mlserver/bin/mlserver ]]; then
-  echo "venv: creating .venv-mlserver (MLServer reference predictor)" >&2
-  uv venv --quiet --allow-existing --python "$PY" .venv-mlserver
-  uv pip install --quiet --require-hashes --python .venv-mlserver/bin/python -r "$runtime_lock"
-  touch .venv-mlserver/bin/mlserver
+# A venv from a hash-locked requirements file, rebuilt when the lock is newer than its marker.
+locked_venv() {
+  local venv="$1" lock="$2" what="$3" marker="$1/.lock-installed"
+  if [[ -f "$marker" ]] && [[ ! "$lock" -nt "$marker" ]]; then
+    return
+  fi
+  echo "venv: creating $venv ($what)" >&2
+  uv venv --quiet --allow-existing --python "$PY" "$venv"
+  # The locks are complete (uv pip compile); --no-deps keeps hash mode off extras.
+  uv pip install --quiet --require-hashes --no-deps --python "$venv/bin/python" -r "$lock"
+  touch "$marker"
+}
+
+locked_venv .venv-sklearnserver hack/images/kserve-sklearnserver/requirements.txt "kserve-sklearnserver runtime"
+if [[ "${1:-}" == mlserver ]]; then
+  locked_venv .venv-mlserver hack/runtime/requirements.txt "MLServer, a benchmark peer"
 fi
