@@ -5,12 +5,12 @@ clients, each calling a real v2 server (kserve-sklearnserver) on loopback with t
 
 Trains a small bundle (python -m training, 2,000 rows), starts kserve-sklearnserver in its own
 process, and checks that every client answers every prepared request with the reference
-probabilities (to 1e-9) and with exactly the same numbers as the others. Then, for batches of 1, 100 and
-1,000 rows of the FP64 model matrix at 8 concurrent calls, each client runs closed loop for
-``--seconds``; runs are interleaved (every client at every batch size, then the next run,
-client order rotated). Client CPU is this process's CPU time (the server runs elsewhere);
-the server's comes from /proc. Writes bench/results/client.json and client.md; the decision
-rule it applies is in bench/README.md.
+probabilities (to 1e-9) and with exactly the same numbers as the others. Then, for batches of 1,
+100 and 1,000 rows of the FP64 model matrix at 8 concurrent calls, each client runs closed loop
+for ``--seconds``; runs are interleaved (every client at every batch size, then the next run,
+client order rotated). Client CPU is this process's CPU time (the server runs elsewhere); the
+server's comes from /proc. Writes bench/results/client.json and client.md; the decision rule it
+applies is in bench/README.md.
 """
 
 from __future__ import annotations
