@@ -26,6 +26,8 @@ FORMAT_VERSION = 1
 MODEL_DIR = "model"
 MODEL_FILE = "model.joblib"
 MODEL_PATH = f"{MODEL_DIR}/{MODEL_FILE}"
+# File names KServe's sklearn runtime loads from its model directory; it refuses more than one.
+RUNTIME_MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
 SPEC_FILE = "feature_spec.json"
 REPORT_FILE = "validation_report.json"
 METADATA_FILE = "metadata.json"
@@ -119,9 +121,37 @@ class ServingBundle:
     metadata: BundleMetadata
 
 
+def check_model_file(uri: str, metadata: BundleMetadata) -> None:
+    """The guard against mismatched halves: the model directory the runtime loads holds exactly
+    one model file, and it is the one this bundle's metadata.json names (same sha256)."""
+    model_dir = storage_uri(uri)
+    try:
+        names = storage.list_names(model_dir)
+    except Exception as exc:
+        raise BundleError(f"cannot list the model directory {model_dir}: {exc}") from exc
+    candidates = [n for n in names if n.endswith(RUNTIME_MODEL_EXTENSIONS)]
+    if candidates != [MODEL_FILE]:
+        raise BundleError(
+            f"{model_dir} must hold exactly one model file, {MODEL_FILE}, for the runtime to "
+            f"load; it holds {candidates or 'none'}"
+        )
+    expected = metadata.files.get(MODEL_PATH)
+    if expected is None:
+        raise BundleError(f"{uri}/{METADATA_FILE} names no sha256 for {MODEL_PATH}")
+    actual = sha256(storage.read_bytes(storage.join(uri, MODEL_PATH)))
+    if actual != expected:
+        raise BundleError(
+            f"{uri}/{MODEL_PATH} has sha256 {actual}, but {METADATA_FILE} of bundle "
+            f"{metadata.version} names {expected}: the runtime would score with another model "
+            "than the one this feature spec was fitted with"
+        )
+
+
 def load_serving_bundle(uri: str) -> ServingBundle:
-    """What the transformer needs from a bundle: the feature spec and the decision threshold."""
+    """What the transformer needs from a bundle, the feature spec and the decision threshold,
+    after checking that the model file beside them is the bundle's own (check_model_file)."""
     metadata = read_metadata(uri)
+    check_model_file(uri, metadata)
     try:
         spec = FeatureSpec.from_json(read_verified(uri, SPEC_FILE, metadata))
     except ValidationError as exc:

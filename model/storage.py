@@ -71,6 +71,20 @@ def write_bytes(uri: str, data: bytes) -> None:
     os.replace(tmp.name, path)
 
 
+def list_names(uri: str) -> list[str]:
+    """Names of the files directly inside a directory (a local path or an s3:// prefix)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        prefix = key.rstrip("/") + "/"
+        pages = (
+            s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        )
+        return sorted(o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", []))
+    return sorted(p.name for p in Path(uri).iterdir() if p.is_file())
+
+
 def exists(uri: str) -> bool:
     if is_s3(uri):
         bucket, key = split_s3(uri)

@@ -45,6 +45,8 @@ def test_train_promote_and_roll_back(stack: Stack, tmp_path: Path) -> None:
     prefix = summary["storage_uri"].removeprefix(f"s3://{MODEL_BUCKET}/")
     assert [k for k in bundle_keys(stack) if k.startswith(prefix)] == [f"{prefix}/model.joblib"]
     assert bundle.verify_bundle(summary["bundle_uri"]).version == summary["version"]
+    # The serving guard (one model file, the bundle's own) passes over S3 listings too.
+    assert bundle.load_serving_bundle(summary["bundle_uri"]).version == summary["version"]
 
     client = MlflowClient(tracking_uri=stack.mlflow.url)
     registered = client.get_model_version(MODEL, summary["model_version"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,43 @@ def test_a_tampered_file_fails_its_checksum(tmp_path: Path) -> None:
     (Path(bundle.storage_uri(uri)) / bundle.MODEL_FILE).write_bytes(b"other")
     with pytest.raises(BundleError, match="checksum"):
         bundle.verify_bundle(uri)
+
+
+def test_serving_refuses_a_model_file_that_is_not_the_bundles_own(tmp_path: Path) -> None:
+    uri = write(tmp_path)
+    other = bundle.sha256(b"another model")
+    (Path(bundle.storage_uri(uri)) / bundle.MODEL_FILE).write_bytes(b"another model")
+    with pytest.raises(BundleError) as refused:
+        bundle.load_serving_bundle(uri)
+    message = str(refused.value)
+    assert f"has sha256 {other}" in message
+    assert f"names {bundle.sha256(b'model-bytes')}" in message
+    assert "another model than the one this feature spec was fitted with" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "found"),
+    [
+        ("model.pkl", "['model.joblib', 'model.pkl']"),
+        ("old.pickle", "['model.joblib', 'old.pickle']"),
+    ],
+)
+def test_serving_refuses_a_model_directory_the_runtime_would_refuse(
+    tmp_path: Path, extra: str, found: str
+) -> None:
+    uri = write(tmp_path)
+    (Path(bundle.storage_uri(uri)) / extra).write_bytes(b"x")
+    with pytest.raises(
+        BundleError, match=f"exactly one model file, model.joblib.*holds {re.escape(found)}"
+    ):
+        bundle.load_serving_bundle(uri)
+
+
+def test_serving_refuses_a_bundle_without_its_model_file(tmp_path: Path) -> None:
+    uri = write(tmp_path)
+    (Path(bundle.storage_uri(uri)) / bundle.MODEL_FILE).unlink()
+    with pytest.raises(BundleError, match=r"exactly one model file, model.joblib.*holds none"):
+        bundle.load_serving_bundle(uri)
 
 
 def test_committed_versions_are_never_overwritten(tmp_path: Path) -> None:
