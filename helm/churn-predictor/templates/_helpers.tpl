@@ -7,8 +7,8 @@ Chart name, truncated because some Kubernetes name fields are limited to 63 char
 
 {{/*
 Full name = the stable InferenceService's name. Capped at 35 characters: KServe appends
-"-transformer" (Service, Deployment and HPA names) and the candidate adds "-candidate"; every
-derived name must stay a DNS label.
+"-predictor" (Service and Deployment names) and the candidate adds "-candidate"; every derived
+name must stay a DNS label.
 */}}
 {{- define "churn-predictor.fullname" -}}
 {{- if .Values.fullnameOverride }}
@@ -93,10 +93,6 @@ the candidate as an InferenceService of its own.
 {{- printf "%s:%s" .Values.transformer.image.repository (default .Chart.AppVersion .Values.transformer.image.tag) }}
 {{- end }}
 
-{{- define "churn-predictor.s3EndpointUrl" -}}
-{{- printf "%s://%s" (ternary "https" "http" .Values.s3.useHttps) .Values.s3.endpoint }}
-{{- end }}
-
 {{/*
 Namespace for monitoring objects that may live next to Prometheus or Grafana.
 */}}
@@ -105,9 +101,63 @@ Namespace for monitoring objects that may live next to Prometheus or Grafana.
 {{- end }}
 
 {{/*
-Pod selector of one component (predictor or transformer) across every arm of this release.
+Selector of the arms' predictor pods, and of KServe's Services in front of them, in this release.
 */}}
-{{- define "churn-predictor.componentSelector" -}}
-{{ include "churn-predictor.selectorLabels" .root }}
-component: {{ .component }}
+{{- define "churn-predictor.armPodSelector" -}}
+{{ include "churn-predictor.selectorLabels" . }}
+component: predictor
 {{- end }}
+
+{{/*
+Pod-level fields of an arm's predictor pod (the runtime and the transformer).
+*/}}
+{{- define "churn-predictor.podFields" -}}
+{{- $pod := .Values.predictor -}}
+serviceAccountName: {{ include "churn-predictor.serviceAccountName" . }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with $pod.podLabels }}
+labels:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $pod.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $pod.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $pod.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $pod.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $pod.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: 64Mi
+  - name: tokens
+    secret:
+      secretName: {{ include "churn-predictor.tokensSecretName" . }}
+      defaultMode: 0440
+      items:
+        - key: {{ .Values.auth.secretKey }}
+          path: {{ .Values.auth.secretKey }}
+{{- end }}
+
+{{/*
+Where KServe's storage initializer puts the downloaded bundle, in both containers (read-only).
+*/}}
+{{- define "churn-predictor.modelMount" -}}/mnt/models{{- end }}
