@@ -1,7 +1,7 @@
 """The model bundle: one versioned prefix per training run.
 
     <root>/<model_name>/<version>/
-        model/model.joblib        the bare LogisticRegression; KServe's storageUri is model/
+        model/model.joblib        the bare LogisticRegression, the only file the sklearn runtime loads
         feature_spec.json         FeatureSpec, applied by the transformer
         validation_report.json    what training validation found in the data
         metadata.json             written last: the commit marker, with a sha256 of every file
@@ -58,7 +58,8 @@ def bundle_uri(root: str, model_name: str, version: str) -> str:
 
 
 def storage_uri(bundle: str) -> str:
-    """The directory KServe's storageUri points at: it holds exactly one model file."""
+    """The model directory, which KServe's sklearn runtime loads: exactly one model file. The
+    chart's storageUri is the whole bundle, and the runtime gets --model_dir=<mount>/model."""
     return storage.join(bundle, MODEL_DIR)
 
 

@@ -232,51 +232,55 @@ class Release:
         )
         return parsed
 
+    def install_standalone(self, name: str, bundle_uri: str, *extra: str) -> None:
+        """Another release of the chart beside this one: one arm, no route, fixed replicas."""
+        values = [arg for path in self.values_files for arg in ("-f", path)]
+        self.kube.helm(
+            "upgrade", "--install", name, str(CHART), "--namespace", NAMESPACE, *values,
+            "--set", f"fullnameOverride={name}", "--set", "route.enabled=false",
+            "--set", "autoscaling.enabled=false", "--set", "serviceMonitor.enabled=false",
+            "--set-string", f"stable.bundleUri={bundle_uri}", *extra, timeout=120,
+        )  # fmt: skip
+
     def wait_serving(self, isvc: str, bundle_uri: str) -> None:
-        """InferenceService Ready and both Deployments fully rolled out on `bundle_uri`: no pod of
-        an older spec left to answer."""
+        """InferenceService Ready and its one Deployment fully rolled out on `bundle_uri`: no pod
+        of an older spec left to answer."""
+        deployment_name = f"{isvc}-predictor"
 
         def rolled_out() -> bool:
             status = self.kube.get("-n", NAMESPACE, "inferenceservice", isvc).get("status", {})
             conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
             if conditions.get("Ready") != "True":
                 return False
-            deployments = [
-                self.kube.get("-n", NAMESPACE, "deployment", f"{isvc}-{component}")
-                for component in ("predictor", "transformer")
-            ]
+            deployment = self.kube.get("-n", NAMESPACE, "deployment", deployment_name)
             # KServe copies the InferenceService's annotations (the chart's bundle URI among
-            # them) onto the pod templates it rolls out.
-            on_bundle = all(
-                d["spec"]["template"]["metadata"]["annotations"].get(BUNDLE_ANNOTATION)
+            # them) onto the pod template it rolls out.
+            on_bundle = (
+                deployment["spec"]["template"]["metadata"]["annotations"].get(BUNDLE_ANNOTATION)
                 == bundle_uri
-                for d in deployments
             )
             return (
                 on_bundle
-                and all(deployment_rolled_out(d) for d in deployments)
-                and not (self._pods_of_other_revisions(isvc))
+                and deployment_rolled_out(deployment)
+                and not self._pods_of_other_revisions(isvc, deployment)
             )
 
         wait_until(f"{isvc} serving {bundle_uri.rsplit('/', 1)[-1]}", rolled_out, ROLLOUT_TIMEOUT)
 
-    def _pods_of_other_revisions(self, isvc: str) -> list[str]:
+    def _pods_of_other_revisions(self, isvc: str, deployment: dict[str, Any]) -> list[str]:
         """Pods, terminating ones included, that belong to an older ReplicaSet of the arm."""
         selector = f"serving.kserve.io/inferenceservice={isvc}"
-        current_hashes = set()
-        for component in ("predictor", "transformer"):
-            revision = self.kube.get("-n", NAMESPACE, "deployment", f"{isvc}-{component}")[
-                "metadata"
-            ]["annotations"]["deployment.kubernetes.io/revision"]
-            for replica_set in self.kube.get("-n", NAMESPACE, "replicasets", "-l", selector)[
-                "items"
-            ]:
-                meta = replica_set["metadata"]
-                owners = {o["name"] for o in meta.get("ownerReferences", [])}
-                if f"{isvc}-{component}" in owners and (
-                    meta["annotations"].get("deployment.kubernetes.io/revision") == revision
-                ):
-                    current_hashes.add(meta["labels"]["pod-template-hash"])
+        revision = deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        current_hashes = {
+            meta["labels"]["pod-template-hash"]
+            for meta in (
+                rs["metadata"]
+                for rs in self.kube.get("-n", NAMESPACE, "replicasets", "-l", selector)["items"]
+            )
+            if deployment["metadata"]["name"]
+            in {o["name"] for o in meta.get("ownerReferences", [])}
+            and meta["annotations"].get("deployment.kubernetes.io/revision") == revision
+        }
         pods = self.kube.get("-n", NAMESPACE, "pods", "-l", selector)["items"]
         return [
             p["metadata"]["name"]

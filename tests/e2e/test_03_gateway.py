@@ -102,7 +102,7 @@ for url in sys.argv[1:]:
 
 
 def _probe_from_new_pod(kube: Kube, name: str, urls: list[str]) -> dict[str, str]:
-    """Runs PROBE in a fresh pod of the release namespace without any transformer labels."""
+    """Runs PROBE in a fresh pod of the release namespace, outside any arm."""
     container = {
         "name": "probe",
         "image": "churn/training:0.1.0",
@@ -135,20 +135,29 @@ def _probe_from_new_pod(kube: Kube, name: str, urls: list[str]) -> dict[str, str
     return {line.split()[0]: line.split()[1] for line in log.splitlines() if line.strip()}
 
 
-def test_predictor_is_reachable_only_from_the_transformer(kube: Kube, release: Release) -> None:
-    """The chart's NetworkPolicy (enforced by kube-router, the local cluster's CNI) lets only the
-    release's transformers call the predictor; a control URL shows the probe pod's network works."""
-    predictor = f"http://{RELEASE}-predictor.{NAMESPACE}.svc.cluster.local/v2/health/ready"
-    transformer = f"http://{RELEASE}-transformer.{NAMESPACE}.svc.cluster.local/v2/health/live"
+def test_only_the_transformer_port_is_reachable_from_outside_the_pod(
+    kube: Kube, release: Release
+) -> None:
+    """The chart's NetworkPolicy (enforced by the local cluster's CNI) opens the transformer's port
+    and nothing else: another pod cannot call the runtime, the transformer beside it can, on
+    localhost. The Service URL is the control that shows the probe pod's network works."""
+    (pod,) = (
+        p
+        for p in kube.get(
+            "-n", NAMESPACE, "pods", "-l", f"serving.kserve.io/inferenceservice={RELEASE}"
+        )["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    )
+    service = f"http://{RELEASE}-predictor.{NAMESPACE}.svc.cluster.local/v2/health/live"
+    runtime = f"http://{pod['status']['podIP']}:8085/v2/health/live"
 
-    from_probe = _probe_from_new_pod(kube, "netpol-probe", [transformer, predictor])
-    transformer_pod = f"deployment/{RELEASE}-transformer"
+    from_probe = _probe_from_new_pod(kube, "netpol-probe", [service, runtime])
     from_transformer = kube.kubectl(
-        "-n", NAMESPACE, "exec", transformer_pod, "-c", "kserve-container", "--",
-        "python", "-c", PROBE, predictor,
+        "-n", NAMESPACE, "exec", pod["metadata"]["name"], "-c", "transformer-container", "--",
+        "python", "-c", PROBE, "http://127.0.0.1:8085/v2/health/live",
     )  # fmt: skip
     say(f"probe pod: {from_probe}; transformer: {from_transformer.strip()}")
 
-    assert from_probe[transformer] == "reachable"
-    assert from_probe[predictor] == "blocked"
+    assert from_probe[service] == "reachable"
+    assert from_probe[runtime] == "blocked"
     assert from_transformer.split()[1] == "reachable"

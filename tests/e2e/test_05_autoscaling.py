@@ -1,4 +1,5 @@
-"""Step 5: the chart's HPAs target KServe's Deployments and report metrics from metrics-server."""
+"""Step 5: each arm's HPA targets KServe's predictor Deployment (runtime and transformer in one pod)
+and reports CPU from metrics-server."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.e2e.journey import NAMESPACE, RELEASE, Gateway, Release
@@ -15,13 +15,12 @@ from tests.e2e.kube import Kube, wait_until
 VALUES = yaml.safe_load(Path(__file__).with_name("values-e2e.yaml").read_text())
 
 
-@pytest.mark.parametrize("component", ["predictor", "transformer"])
 def test_hpa_targets_the_deployment_and_reports_cpu_from_metrics_server(
-    kube: Kube, release: Release, gateway: Gateway, component: str
+    kube: Kube, release: Release, gateway: Gateway
 ) -> None:
-    name = f"{RELEASE}-{component}-hpa"
-    deployment = f"{RELEASE}-{component}"
-    expected = VALUES[component]["autoscaling"]
+    name = f"{RELEASE}-predictor-hpa"
+    deployment = f"{RELEASE}-predictor"
+    expected = VALUES["predictor"]["autoscaling"]
 
     hpa = kube.get("-n", NAMESPACE, "hpa", name)
     (metric,) = hpa["spec"]["metrics"]
@@ -69,4 +68,9 @@ def test_hpa_targets_the_deployment_and_reports_cpu_from_metrics_server(
     # The HPA controller fills currentMetrics only from the resource metrics API.
     assert isinstance(reported["averageUtilization"], int)
     assert reported["averageValue"]
+    # Both containers count: the HPA scales the arm's pod on their summed CPU.
+    assert {c["name"] for p in pods for c in p["containers"]} == {
+        "kserve-container",
+        "transformer-container",
+    }
     assert all(c["usage"]["cpu"] for p in pods for c in p["containers"])
