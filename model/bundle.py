@@ -1,7 +1,7 @@
 """The model bundle: one versioned prefix per training run.
 
     <root>/<model_name>/<version>/
-        model/model.joblib        the bare LogisticRegression, the only file the sklearn runtime loads
+        model/model.joblib        the bare LogisticRegression; the sklearn runtime loads model/
         feature_spec.json         FeatureSpec, applied by the transformer
         validation_report.json    what training validation found in the data
         metadata.json             written last: the commit marker, with a sha256 of every file
