@@ -26,7 +26,7 @@ current_value() {
 # previous bundle still answer, and `promote` would move traffic back to them. An arm the upgrade
 # removes (canary off) is skipped: it is being deleted, or gone while we wait.
 wait_ready() {
-	local timeout="${READY_TIMEOUT:-10m}" name deleting isvc bundle component deployment
+	local timeout="${READY_TIMEOUT:-10m}" name deleting isvc bundle deployment
 	while read -r name deleting; do
 		[[ -n "$name" && -z "$deleting" ]] || continue
 		isvc="inferenceservice/$name"
@@ -35,13 +35,12 @@ wait_ready() {
 			return 1
 		fi
 		bundle="$(kubectl get "${helm_release[@]}" "$isvc" -o jsonpath='{.metadata.annotations.churn-predictor/bundle-uri}')"
-		for component in predictor transformer; do
-			deployment="deployment/$name-$component"
-			# KServe copies the InferenceService's annotations onto the pod template it rolls out.
-			kubectl wait "${helm_release[@]}" "$deployment" --timeout="$timeout" \
-				--for="jsonpath={.spec.template.metadata.annotations.churn-predictor/bundle-uri}=$bundle"
-			kubectl rollout status "${helm_release[@]}" "$deployment" --timeout="$timeout"
-		done
+		# One Deployment per arm, runtime and transformer in each pod. KServe copies the
+		# InferenceService's annotations onto the pod template it rolls out.
+		deployment="deployment/$name-predictor"
+		kubectl wait "${helm_release[@]}" "$deployment" --timeout="$timeout" \
+			--for="jsonpath={.spec.template.metadata.annotations.churn-predictor/bundle-uri}=$bundle"
+		kubectl rollout status "${helm_release[@]}" "$deployment" --timeout="$timeout"
 		wait_old_pods_gone "$name" "$bundle"
 	done < <(kubectl get "${helm_release[@]}" inferenceservice -l "app.kubernetes.io/instance=$RELEASE" \
 		-o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.deletionTimestamp}{"\n"}{end}')
