@@ -21,6 +21,11 @@ STABLE = "churn"
 CANDIDATE = "churn-candidate"
 STABLE_URI = "s3://models/churn/20260101T000000Z-abc1234"
 CANDIDATE_URI = "s3://models/churn/20260201T000000Z-def5678"
+# The candidate arm's own HPA and budget: they come and go with its InferenceService.
+CANDIDATE_POLICIES = [
+    ("horizontalpodautoscaler", f"{CANDIDATE}-predictor-hpa"),
+    ("poddisruptionbudget", f"{CANDIDATE}-predictor"),
+]
 
 
 def helm_upgrade(server: ApiServer, *sets: str, install: bool = False) -> None:
@@ -78,39 +83,42 @@ def installed(apiserver: ApiServer) -> Iterator[ApiServer]:
 def test_canary_runbook_end_to_end(installed: ApiServer) -> None:
     server = installed
     generated = tokens(server)
-    assert storage_uri(server, STABLE) == f"{STABLE_URI}/model"
-    assert route_weights(server) == {f"{STABLE}-transformer": 100}
+    assert storage_uri(server, STABLE) == STABLE_URI
+    assert route_weights(server) == {f"{STABLE}-predictor": 100}
 
     # 1. Start: the candidate gets its own InferenceService and 10% of requests.
     helm_upgrade(
         server, "canary.enabled=true", f"canary.bundleUri={CANDIDATE_URI}", "canary.weight=10"
     )
-    assert storage_uri(server, CANDIDATE) == f"{CANDIDATE_URI}/model"
-    assert route_weights(server) == {f"{STABLE}-transformer": 90, f"{CANDIDATE}-transformer": 10}
+    assert storage_uri(server, CANDIDATE) == CANDIDATE_URI
+    for kind, name in CANDIDATE_POLICIES:
+        assert get(server, kind, name) is not None, (kind, name)
+    assert route_weights(server) == {f"{STABLE}-predictor": 90, f"{CANDIDATE}-predictor": 10}
     rule = get(server, "prometheusrule", STABLE)
     assert rule is not None
     assert "ChurnCanaryWorseThanStable" in json.dumps(rule)
 
     # 2. Shift.
     helm_upgrade(server, "canary.weight=50")
-    assert route_weights(server) == {f"{STABLE}-transformer": 50, f"{CANDIDATE}-transformer": 50}
+    assert route_weights(server) == {f"{STABLE}-predictor": 50, f"{CANDIDATE}-predictor": 50}
 
     # 3. Promote in two steps: all traffic on the candidate while the stable arm rolls to its
     #    bundle, then back to the (now identical) stable arm and the candidate goes away.
     helm_upgrade(server, "canary.weight=100", f"stable.bundleUri={CANDIDATE_URI}")
-    assert route_weights(server) == {f"{STABLE}-transformer": 0, f"{CANDIDATE}-transformer": 100}
-    assert storage_uri(server, STABLE) == f"{CANDIDATE_URI}/model"
+    assert route_weights(server) == {f"{STABLE}-predictor": 0, f"{CANDIDATE}-predictor": 100}
+    assert storage_uri(server, STABLE) == CANDIDATE_URI
     helm_upgrade(server, "canary.enabled=false")
-    assert storage_uri(server, STABLE) == f"{CANDIDATE_URI}/model"
+    assert storage_uri(server, STABLE) == CANDIDATE_URI
     assert get(server, "inferenceservice", CANDIDATE) is None
-    assert get(server, "horizontalpodautoscaler", f"{CANDIDATE}-predictor") is None
-    assert route_weights(server) == {f"{STABLE}-transformer": 100}
+    for kind, name in CANDIDATE_POLICIES:
+        assert get(server, kind, name) is None, (kind, name)
+    assert route_weights(server) == {f"{STABLE}-predictor": 100}
 
     # 4. Roll back to the pre-canary revision with plain `helm rollback`.
     server.must("helm", "rollback", RELEASE, "1", "--namespace", NAMESPACE)
-    assert storage_uri(server, STABLE) == f"{STABLE_URI}/model"
+    assert storage_uri(server, STABLE) == STABLE_URI
     assert get(server, "inferenceservice", CANDIDATE) is None
-    assert route_weights(server) == {f"{STABLE}-transformer": 100}
+    assert route_weights(server) == {f"{STABLE}-predictor": 100}
 
     # The generated token survived every upgrade (the chart reuses the live Secret).
     assert tokens(server) == generated
@@ -133,4 +141,4 @@ def test_rollback_in_the_middle_of_a_canary_removes_the_candidate(installed: Api
     server.must("helm", "rollback", RELEASE, str(last), "--namespace", NAMESPACE)
 
     assert get(server, "inferenceservice", CANDIDATE) is None
-    assert route_weights(server) == {f"{STABLE}-transformer": 100}
+    assert route_weights(server) == {f"{STABLE}-predictor": 100}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kube_apiserver import REPO, ApiServer
+from kube_apiserver import REPO, ApiServer, pinned_versions
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +130,50 @@ def test_service_monitor_schema_is_enforced(apiserver: ApiServer) -> None:
     monitor["spec"]["endpoints"][0]["intervall"] = "30s"  # type: ignore[index]
 
     assert "intervall" in rejection(apiserver, monitor)
+
+
+def test_the_api_server_keeps_each_arms_collocated_pod_as_rendered(apiserver: ApiServer) -> None:
+    """Strict validation refuses unknown fields; this shows nothing known is dropped or changed
+    either: the transformer-container and the runtime's ports and probes are stored as rendered."""
+    rendered = [
+        doc
+        for doc in yaml.safe_load_all(render(apiserver, BASE, CANARY_STEPS["start"]))
+        if doc and doc["kind"] == "InferenceService"
+    ]
+    items = json.dumps({"kind": "List", "apiVersion": "v1", "items": rendered})
+    output = apiserver.must(
+        "kubectl", "apply", "--dry-run=server", "--validate=strict", "--namespace", "churn",
+        "-o", "json", "-f", "-", stdin=items,
+    )  # fmt: skip
+    stored = json.loads(output)["items"]
+
+    assert [s["metadata"]["name"] for s in stored] == [r["metadata"]["name"] for r in rendered]
+    for ours, theirs in zip(rendered, stored, strict=True):
+        assert theirs["spec"] == ours["spec"]
+        assert [c["name"] for c in theirs["spec"]["predictor"]["containers"]] == [
+            "transformer-container"
+        ]
+
+
+def test_chart_flags_win_over_the_real_sklearn_runtimes_args(apiserver: ApiServer) -> None:
+    """KServe puts the ClusterServingRuntime's args first and the InferenceService's after; the
+    runtime's argparse keeps the last of each flag."""
+    version = pinned_versions()["KSERVE_VERSION"]
+    runtimes = apiserver.upstream / f"kserve-{version}" / "config" / "runtimes"
+    runtime = yaml.safe_load((runtimes / "kserve-sklearnserver.yaml").read_text())
+    (upstream_container,) = runtime["spec"]["containers"]
+    isvc = first(standard_manifests(apiserver), "InferenceService")
+    model = isvc["spec"]["predictor"]["model"]  # type: ignore[index]
+    args: list[str] = [*upstream_container["args"], *model["args"]]
+
+    def last(flag: str) -> str:
+        return [a.split("=", 1)[1] for a in args if a.startswith(f"{flag}=")][-1]
+
+    assert upstream_container["name"] == "kserve-container"
+    # Upstream serves on 8080, the transformer's port, and loads the whole of /mnt/models.
+    assert "--http_port=8080" in upstream_container["args"]
+    assert last("--http_port") == "8085"
+    assert last("--model_dir") == "/mnt/models/model"
+    assert last("--model_name") == "churn"
+    # No transformer-container in the runtime: KServe takes the InferenceService's as it is.
+    assert all(c["name"] != "transformer-container" for c in runtime["spec"]["containers"])

@@ -25,6 +25,18 @@ STABLE_URI = "s3://models/churn/20260101T000000Z-abc1234"
 CANDIDATE_URI = "s3://models/churn/20260201T000000Z-def5678"
 # The minimum a Standard-mode install needs besides the defaults.
 BASE_VALUES = CHART / "ci" / "standard-values.yaml"
+# The values every install must set; everything else keeps the chart's defaults.
+REQUIRED_VALUES: dict[str, object] = {
+    "stable__bundleUri": STABLE_URI,
+    "s3__accessKeyId": "minio",
+    "s3__secretAccessKey": "minio-secret",
+}
+# The chart's defaults (None: only REQUIRED_VALUES set) and every ci/ scenario.
+SCENARIOS: list[Path | None] = [None, *CI_VALUES]
+# KServe's fixed name of a transformer collocated in the predictor pod.
+TRANSFORMER_CONTAINER = "transformer-container"
+# Where KServe's storage initializer mounts the downloaded storageUri in both containers.
+MODEL_MOUNT = "/mnt/models"
 
 Manifest = dict[str, Any]
 # render(values_file, ..., release=..., some__key=value) -> the parsed objects.
@@ -77,6 +89,14 @@ class RenderError(Exception):
     """helm refused to render; the message is helm's stderr."""
 
 
+def scenario_id(scenario: Path | None) -> str:
+    return "defaults" if scenario is None else scenario.name
+
+
+def render_scenario(render: Render, scenario: Path | None) -> list[Manifest]:
+    return render(**REQUIRED_VALUES) if scenario is None else render(scenario)
+
+
 def by_kind(manifests: Iterable[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m["kind"] == kind]
 
@@ -89,6 +109,27 @@ def one(manifests: Iterable[Manifest], kind: str, name: str) -> Manifest:
 
 def env_of(container: Manifest) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def runtime_container(isvc: Manifest) -> Manifest:
+    """The model server: KServe builds `kserve-container` from spec.predictor.model."""
+    model: Manifest = isvc["spec"]["predictor"]["model"]
+    return model
+
+
+def transformer_container(isvc: Manifest) -> Manifest:
+    containers: list[Manifest] = isvc["spec"]["predictor"]["containers"]
+    assert [c["name"] for c in containers] == [TRANSFORMER_CONTAINER]
+    return containers[0]
+
+
+def container_port(container: Manifest, port: int | str) -> int:
+    """A probe's or Service's port, by number or by the container's port name."""
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container["ports"] if p["name"] == port]
+    assert isinstance(number, int)
+    return number
 
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -111,18 +152,18 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> 
     return True
 
 
-def kserve_pod_labels(isvc: Manifest, component: str) -> dict[str, str]:
-    """The labels KServe v0.20 puts on a component's pods and Service in Standard mode.
+def kserve_pod_labels(isvc: Manifest) -> dict[str, str]:
+    """The labels KServe v0.20 puts on an arm's predictor pods and Service in Standard mode.
 
-    Union of the InferenceService's labels, the component's own labels, and KServe's
-    `serving.kserve.io/inferenceservice`, `component` and `app: isvc.<name>-<component>` labels
-    (pkg/controller/v1beta1/inferenceservice/components and reconcilers/deployment).
+    Union of the InferenceService's labels, the predictor's own labels, and KServe's
+    `serving.kserve.io/inferenceservice`, `component` and `app: isvc.<name>-predictor` labels
+    (pkg/controller/v1beta1/inferenceservice/components/predictor.go and reconcilers/deployment).
     """
     name = isvc["metadata"]["name"]
     return {
         **isvc["metadata"].get("labels", {}),
-        **isvc["spec"][component].get("labels", {}),
+        **isvc["spec"]["predictor"].get("labels", {}),
         "serving.kserve.io/inferenceservice": name,
-        "component": component,
-        "app": f"isvc.{name}-{component}",
+        "component": "predictor",
+        "app": f"isvc.{name}-predictor",
     }

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from helm_chart import BASE_VALUES, CANDIDATE, CANDIDATE_URI, REPO, STABLE, Render, one
 
-SELECT = 'namespace="churn", component="transformer"'
+# The ServiceMonitor's target labels: every series is the transformer's, with no component label.
+SELECT = 'namespace="churn"'
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +66,29 @@ def requests(isvc: str, arm: str, status: str, per_minute: int) -> dict[str, str
     )
 
 
-def latency(isvc: str, arm: str, slow_per_minute: int) -> list[dict[str, str]]:
-    """A histogram where `slow_per_minute` of 600 requests a minute take more than 1 s."""
-    name = "churn_transformer_request_duration_seconds_bucket"
+def histogram(
+    metric: str, isvc: str, arm: str, slow_per_minute: int, **labels: str
+) -> list[dict[str, str]]:
+    """Buckets where `slow_per_minute` of 600 observations a minute take more than 1 s."""
+    name = f"{metric}_bucket"
     fast = 600 - slow_per_minute
     return [
-        series(name, isvc, arm, f"0+{fast}x30", le="0.1"),
-        series(name, isvc, arm, f"0+{fast}x30", le="1"),
-        series(name, isvc, arm, "0+600x30", le="+Inf"),
+        series(name, isvc, arm, f"0+{fast}x30", le="0.1", **labels),
+        series(name, isvc, arm, f"0+{fast}x30", le="1", **labels),
+        series(name, isvc, arm, "0+600x30", le="+Inf", **labels),
     ]
+
+
+def latency(isvc: str, arm: str, slow_per_minute: int) -> list[dict[str, str]]:
+    """End-to-end request latency, as the transformer measures it."""
+    return histogram("churn_transformer_request_duration_seconds", isvc, arm, slow_per_minute)
+
+
+def stage_latency(isvc: str, arm: str, stage: str, slow_per_minute: int) -> list[dict[str, str]]:
+    """One stage's latency; stage="predict" times the transformer's calls to the runtime."""
+    return histogram(
+        "churn_transformer_stage_duration_seconds", isvc, arm, slow_per_minute, stage=stage
+    )
 
 
 def fired(alert: str, label_sets: list[dict[str, str]]) -> dict[str, Any]:
@@ -145,6 +160,8 @@ def test_a_healthy_canary_raises_nothing(promtool: str, bare_rules_file: Path) -
         requests(CANDIDATE, "candidate", "200", 60),
         *latency(STABLE, "stable", 0),
         *latency(CANDIDATE, "candidate", 0),
+        *stage_latency(STABLE, "stable", "predict", 0),
+        *stage_latency(CANDIDATE, "candidate", "predict", 0),
     ]
     tests = [
         {
@@ -156,6 +173,7 @@ def test_a_healthy_canary_raises_nothing(promtool: str, bare_rules_file: Path) -
                     "ChurnHighErrorRate",
                     "ChurnCanaryWorseThanStable",
                     "ChurnTransformerHighLatency",
+                    "ChurnPredictorHighLatency",
                     "ChurnNoTraffic",
                 )
             ],
@@ -172,6 +190,10 @@ def test_slow_candidate_fires_latency_and_comparison(promtool: str, bare_rules_f
         requests(CANDIDATE, "candidate", "200", 600),
         *latency(STABLE, "stable", 0),
         *latency(CANDIDATE, "candidate", 60),  # 10% of requests over 1 s: p99 far above 0.5 s
+        # Only stage="predict" is the runtime's time: the stable arm's slow preprocessing is not.
+        *stage_latency(STABLE, "stable", "predict", 0),
+        *stage_latency(STABLE, "stable", "preprocess", 60),
+        *stage_latency(CANDIDATE, "candidate", "predict", 60),
     ]
     tests = [
         {
@@ -179,6 +201,7 @@ def test_slow_candidate_fires_latency_and_comparison(promtool: str, bare_rules_f
             "input_series": inputs,
             "alert_rule_test": [
                 fired("ChurnTransformerHighLatency", [candidate]),
+                fired("ChurnPredictorHighLatency", [candidate]),
                 fired("ChurnCanaryWorseThanStable", [candidate]),
             ],
         }

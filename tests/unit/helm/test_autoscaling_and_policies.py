@@ -1,176 +1,175 @@
-"""HPAs, PodDisruptionBudgets and NetworkPolicies select what KServe actually creates."""
+"""HPAs, PodDisruptionBudgets and the NetworkPolicy select what KServe actually creates: one
+predictor Deployment per arm, whose pods run the runtime and the transformer."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from helm_chart import (
     BASE_VALUES,
     CANDIDATE,
     CANDIDATE_URI,
-    CI_VALUES,
+    SCENARIOS,
     STABLE,
     Manifest,
     Render,
     by_kind,
     kserve_pod_labels,
     one,
+    render_scenario,
+    scenario_id,
     selector_matches,
 )
 
 CANARY = {"canary__enabled": True, "canary__bundleUri": CANDIDATE_URI}
-COMPONENTS = ("predictor", "transformer")
 GATEWAY_PEER = "networkPolicy__transformerIngressFrom[0]"
 
 
-def test_chart_owns_one_hpa_per_component_and_arm_with_scale_down_behaviour(
-    render: Render,
-) -> None:
+def test_chart_owns_one_hpa_per_arm_with_scale_down_behaviour(render: Render) -> None:
     manifests = render(BASE_VALUES, **CANARY)
     hpas = {h["metadata"]["name"]: h for h in by_kind(manifests, "HorizontalPodAutoscaler")}
 
-    # Not KServe's own HPA name (<isvc>-<component>): KServe v0.20 takes such an HPA over and
+    # Not KServe's own HPA name (<isvc>-predictor): KServe v0.20 takes such an HPA over and
     # deletes it when the autoscaler class is external.
-    assert set(hpas) == {f"{isvc}-{c}-hpa" for isvc in (STABLE, CANDIDATE) for c in COMPONENTS}
+    assert set(hpas) == {f"{STABLE}-predictor-hpa", f"{CANDIDATE}-predictor-hpa"}
     for isvc in by_kind(manifests, "InferenceService"):
+        name = isvc["metadata"]["name"]
         # KServe must not create a second HPA fighting over the same Deployment.
         assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "external"
-        for component in COMPONENTS:
-            assert "minReplicas" not in isvc["spec"][component]
-            hpa = hpas[f"{isvc['metadata']['name']}-{component}-hpa"]["spec"]
-            # KServe's Deployment for a component is named <isvc>-<component>.
-            assert hpa["scaleTargetRef"] == {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": f"{isvc['metadata']['name']}-{component}",
-            }
-            assert hpa["minReplicas"] == 1
-            assert hpa["metrics"][0]["resource"]["target"] == {
-                "type": "Utilization",
-                "averageUtilization": 70,
-            }
-            assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
-    assert hpas[f"{STABLE}-predictor-hpa"]["spec"]["maxReplicas"] == 4
-    assert hpas[f"{STABLE}-transformer-hpa"]["spec"]["maxReplicas"] == 6
+        assert "minReplicas" not in isvc["spec"]["predictor"]
+        hpa = hpas[f"{name}-predictor-hpa"]["spec"]
+        # KServe's Deployment of an arm's pods is named <isvc>-predictor.
+        assert hpa["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": f"{name}-predictor",
+        }
+        assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 4)
+        assert hpa["metrics"][0]["resource"]["target"] == {
+            "type": "Utilization",
+            "averageUtilization": 70,
+        }
+        assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
 def test_hpa_bounds_and_target_come_from_values(render: Render) -> None:
     manifests = render(
         BASE_VALUES,
-        transformer__autoscaling__minReplicas=2,
-        transformer__autoscaling__maxReplicas=9,
-        transformer__autoscaling__targetCPUUtilizationPercentage=55,
+        predictor__autoscaling__minReplicas=2,
+        predictor__autoscaling__maxReplicas=9,
+        predictor__autoscaling__targetCPUUtilizationPercentage=55,
     )
-    hpa = one(manifests, "HorizontalPodAutoscaler", f"{STABLE}-transformer-hpa")["spec"]
+    hpa = one(manifests, "HorizontalPodAutoscaler", f"{STABLE}-predictor-hpa")["spec"]
 
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 9)
     assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 55
 
 
 def test_without_autoscaling_kserve_pins_the_replicas(render: Render) -> None:
-    manifests = render(
-        BASE_VALUES, autoscaling__enabled=False, predictor__replicas=3, transformer__replicas=2
-    )
+    manifests = render(BASE_VALUES, autoscaling__enabled=False, predictor__replicas=3)
     isvc = one(manifests, "InferenceService", STABLE)
 
     assert by_kind(manifests, "HorizontalPodAutoscaler") == []
     assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "none"
     assert isvc["spec"]["predictor"]["minReplicas"] == 3
-    assert isvc["spec"]["transformer"]["minReplicas"] == 2
 
 
-def test_pod_disruption_budgets_select_exactly_one_component_of_one_arm(render: Render) -> None:
+def test_pod_disruption_budgets_select_exactly_one_arms_pods(render: Render) -> None:
     manifests = render(BASE_VALUES, **CANARY)
     pods = {
-        (i["metadata"]["name"], c): kserve_pod_labels(i, c)
-        for i in by_kind(manifests, "InferenceService")
-        for c in COMPONENTS
+        i["metadata"]["name"]: kserve_pod_labels(i) for i in by_kind(manifests, "InferenceService")
     }
-    budgets = by_kind(manifests, "PodDisruptionBudget")
+    budgets = {b["metadata"]["name"]: b for b in by_kind(manifests, "PodDisruptionBudget")}
 
-    assert len(budgets) == 4
-    for budget in budgets:
+    assert set(budgets) == {f"{isvc}-predictor" for isvc in pods}
+    for isvc in pods:
+        spec = budgets[f"{isvc}-predictor"]["spec"]
         selected = [
-            k for k, labels in pods.items() if selector_matches(budget["spec"]["selector"], labels)
+            name for name, labels in pods.items() if selector_matches(spec["selector"], labels)
         ]
-        assert selected == [
-            (
-                budget["metadata"]["name"].rsplit("-", 1)[0],
-                budget["metadata"]["labels"]["component"],
-            )
-        ]
-        assert budget["spec"]["maxUnavailable"] == 1
+        assert selected == [isvc]
+        assert spec["maxUnavailable"] == 1
 
 
-def network_policy(manifests: list[Manifest], component: str) -> Manifest:
-    return one(manifests, "NetworkPolicy", f"{STABLE}-{component}")
+def open_ports(policy: Manifest) -> set[int]:
+    return {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
 
 
 @pytest.mark.parametrize("with_canary", [False, True])
-def test_network_policy_selects_every_predictor_and_admits_only_transformers(
+def test_network_policy_selects_every_arm_and_opens_only_the_transformer_port(
     render: Render, with_canary: bool
 ) -> None:
-    manifests = render(BASE_VALUES, **(CANARY if with_canary else {}))
-    isvcs = by_kind(manifests, "InferenceService")
-    predictors = [kserve_pod_labels(i, "predictor") for i in isvcs]
-    transformers = [kserve_pod_labels(i, "transformer") for i in isvcs]
-    policy = network_policy(manifests, "predictor")["spec"]
+    manifests = render(
+        BASE_VALUES,
+        predictor__port=9000,
+        predictor__grpcPort=9001,
+        **(CANARY if with_canary else {}),
+    )
+    (policy,) = by_kind(manifests, "NetworkPolicy")
 
-    assert policy["policyTypes"] == ["Ingress"]
-    assert all(selector_matches(policy["podSelector"], p) for p in predictors)
-    assert not any(selector_matches(policy["podSelector"], t) for t in transformers)
-
-    peer_rules = [
-        r
-        for r in policy["ingress"]
-        if "podSelector" in r["from"][0] and "namespaceSelector" not in r["from"][0]
-    ]
-    assert len(peer_rules) == 1
-    (transformer_rule,) = peer_rules
-    peer = transformer_rule["from"][0]["podSelector"]
-    assert all(selector_matches(peer, t) for t in transformers)
-    assert not any(selector_matches(peer, p) for p in predictors)
-    assert transformer_rule["ports"] == [{"protocol": "TCP", "port": 8080}]
-    # The only other door is Prometheus, from the monitoring namespace, to the metrics port.
-    (monitoring_rule,) = [r for r in policy["ingress"] if r is not transformer_rule]
-    assert monitoring_rule["from"][0]["namespaceSelector"] == {
-        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
-    }
-    assert monitoring_rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert policy["metadata"]["name"] == STABLE
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    for isvc in by_kind(manifests, "InferenceService"):
+        assert selector_matches(policy["spec"]["podSelector"], kserve_pod_labels(isvc))
+    # Every rule names a port, and none is the runtime's: it is reachable on localhost only.
+    assert all(rule["ports"] for rule in policy["spec"]["ingress"])
+    assert open_ports(policy) == {8080}
+    # Without a source list the transformer port is open to any peer (the gateway, Prometheus).
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
 
 
 def test_network_policy_does_not_select_another_release(render: Render) -> None:
-    ours = render(BASE_VALUES)
+    (policy,) = by_kind(render(BASE_VALUES), "NetworkPolicy")
     theirs = one(render(BASE_VALUES, release="other"), "InferenceService", "other-churn-predictor")
-    policy = network_policy(ours, "predictor")["spec"]
 
-    assert not selector_matches(policy["podSelector"], kserve_pod_labels(theirs, "predictor"))
-
-
-def test_transformer_policy_opens_only_the_serving_port(render: Render) -> None:
-    open_policy = network_policy(render(BASE_VALUES), "transformer")["spec"]
-    restricted = network_policy(
-        render(
-            BASE_VALUES,
-            **{f"{GATEWAY_PEER}__namespaceSelector__matchLabels__gateway": "yes"},
-        ),
-        "transformer",
-    )["spec"]
-
-    assert open_policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
-    assert restricted["ingress"][0]["from"] == [
-        {"namespaceSelector": {"matchLabels": {"gateway": "yes"}}}
-    ]
-    # With a restricted source list, Prometheus still reaches /metrics.
-    assert restricted["ingress"][1]["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert not selector_matches(policy["spec"]["podSelector"], kserve_pod_labels(theirs))
 
 
-@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_every_scenario_keeps_policies_consistent_with_its_arms(
-    render: Render, values: object
+def test_restricted_sources_still_let_prometheus_reach_the_transformer_port(
+    render: Render,
 ) -> None:
-    manifests = render(values)
+    (policy,) = by_kind(
+        render(BASE_VALUES, **{f"{GATEWAY_PEER}__namespaceSelector__matchLabels__gateway": "yes"}),
+        "NetworkPolicy",
+    )
+    gateway_rule, monitoring_rule = policy["spec"]["ingress"]
+
+    assert gateway_rule == {
+        "from": [{"namespaceSelector": {"matchLabels": {"gateway": "yes"}}}],
+        "ports": [{"protocol": "TCP", "port": 8080}],
+    }
+    assert monitoring_rule == {
+        "from": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 8080}],
+    }
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=scenario_id)
+def test_every_scenario_has_one_hpa_one_budget_and_one_open_port_per_arm(
+    render: Render, scenario: Path | None
+) -> None:
+    manifests = render_scenario(render, scenario)
     isvcs = by_kind(manifests, "InferenceService")
-    for hpa in by_kind(manifests, "HorizontalPodAutoscaler"):
-        target = hpa["spec"]["scaleTargetRef"]["name"]
-        assert target in {f"{i['metadata']['name']}-{c}" for i in isvcs for c in COMPONENTS}
+    deployments = sorted(f"{i['metadata']['name']}-predictor" for i in isvcs)
+    autoscaled = {i["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] for i in isvcs}
+    hpas = by_kind(manifests, "HorizontalPodAutoscaler")
+    budgets = sorted(b["metadata"]["name"] for b in by_kind(manifests, "PodDisruptionBudget"))
+
+    assert sorted(h["spec"]["scaleTargetRef"]["name"] for h in hpas) == (
+        deployments if autoscaled == {"external"} else []
+    )
+    for hpa in hpas:
         assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert budgets in (deployments, [])
+    if scenario is None:  # the defaults turn on every HPA, budget and policy
+        assert hpas
+        assert budgets
+        assert len(by_kind(manifests, "NetworkPolicy")) == 1
+    for policy in by_kind(manifests, "NetworkPolicy"):
+        assert open_ports(policy) == {8080}

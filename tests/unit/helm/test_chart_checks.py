@@ -52,7 +52,6 @@ def test_default_values_with_each_scenario_match_the_schema(values: Path) -> Non
     [
         ({"canary__weight": 101}, "/canary/weight"),
         ({"canary__weight": -1}, "/canary/weight"),
-        ({"predictor__protocolVersion": "v1"}, "/predictor/protocolVersion"),
         ({"stable__bundleUri": "models/churn/1"}, "/stable/bundleUri"),
         ({"canary__enabled": True}, "/canary/bundleUri"),
         ({"predictor__autoscaling__maxReplica": 3}, "/predictor/autoscaling"),
@@ -73,6 +72,40 @@ def test_schema_rejects_bad_values_naming_the_field(
         render(BASE_VALUES, **override)
 
     assert field in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "key"),
+    [
+        # The transformer is a container in each arm's pod now: pod and scaling keys are the
+        # predictor's (predictor.replicas, predictor.autoscaling, predictor.podLabels, ...).
+        ({"transformer__replicas": 2}, "/transformer", "replicas"),
+        ({"transformer__autoscaling__maxReplicas": 6}, "/transformer", "autoscaling"),
+        ({"transformer__podLabels__team": "ml"}, "/transformer", "podLabels"),
+        ({"transformer__nodeSelector__pool": "cpu"}, "/transformer", "nodeSelector"),
+        # The runtime's /metrics stays inside the pod; the protocol is always v2.
+        ({"predictor__metricsPort": 8082}, "/predictor", "metricsPort"),
+        ({"predictor__protocolVersion": "v2"}, "/predictor", "protocolVersion"),
+        # Probes are timing only: the chart sets each container's own HTTP check.
+        (
+            {"predictor__readinessProbe__httpGet__port": 8080},
+            "/predictor/readinessProbe",
+            "httpGet",
+        ),
+        (
+            {"transformer__livenessProbe__httpGet__path": "/"},
+            "/transformer/livenessProbe",
+            "httpGet",
+        ),
+    ],
+)
+def test_schema_refuses_the_two_pod_layouts_keys_naming_them(
+    render: Render, override: dict[str, object], field: str, key: str
+) -> None:
+    with pytest.raises(RenderError) as error:
+        render(BASE_VALUES, **override)
+
+    assert f"at '{field}': additional properties '{key}' not allowed" in str(error.value)
 
 
 def test_schema_accepts_the_runbook_values(render: Render) -> None:
@@ -100,5 +133,10 @@ def test_generated_readme_is_up_to_date(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     generated = (copy / "README.md").read_text()
     assert generated == (CHART / "README.md").read_text(), "run `make chart-docs` and commit"
-    for key in ("stable.bundleUri", "canary.weight", "serviceMonitor.relabelings"):
+    for key in (
+        "stable.bundleUri",
+        "canary.weight",
+        "predictor.port",
+        "serviceMonitor.relabelings",
+    ):
         assert f"| {key} |" in generated

@@ -1,4 +1,4 @@
-"""ServiceMonitors, PrometheusRule and the Grafana dashboard."""
+"""The ServiceMonitor, PrometheusRule and the Grafana dashboard."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from helm_chart import (
     Manifest,
     Render,
     by_kind,
+    container_port,
     kserve_pod_labels,
     one,
+    runtime_container,
     selector_matches,
+    transformer_container,
 )
 
 ALERTS = {
@@ -26,7 +29,7 @@ ALERTS = {
 }
 
 
-def test_service_monitors_select_kserve_services_of_both_arms(render: Render) -> None:
+def test_one_service_monitor_scrapes_every_arms_transformer(render: Render) -> None:
     manifests = render(
         BASE_VALUES,
         canary__enabled=True,
@@ -39,47 +42,29 @@ def test_service_monitors_select_kserve_services_of_both_arms(render: Render) ->
         },
     )
     isvcs = by_kind(manifests, "InferenceService")
-    monitors = {m["metadata"]["name"]: m for m in by_kind(manifests, "ServiceMonitor")}
-
-    assert set(monitors) == {f"{STABLE}-transformer", f"{STABLE}-predictor"}
-    for component in ("transformer", "predictor"):
-        monitor = monitors[f"{STABLE}-{component}"]
-        spec = monitor["spec"]
-        assert monitor["metadata"]["labels"]["release"] == "prom"
-        assert spec["namespaceSelector"] == {"matchNames": ["churn"]}
-        # KServe gives a component's Service the same labels as its pods.
-        for isvc in isvcs:
-            assert selector_matches(spec["selector"], kserve_pod_labels(isvc, component))
-            other = "predictor" if component == "transformer" else "transformer"
-            assert not selector_matches(spec["selector"], kserve_pod_labels(isvc, other))
-        (endpoint,) = spec["endpoints"]
-        # KServe names the Service port after the container's first port.
-        container_port = (
-            isvcs[0]["spec"]["predictor"]["model"]["ports"][0]
-            if component == "predictor"
-            else isvcs[0]["spec"]["transformer"]["containers"][0]["ports"][0]
-        )
-        assert endpoint["port"] == container_port["name"]
-        assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "15s")
-        targets = [r["targetLabel"] for r in endpoint["relabelings"]]
-        assert targets == ["arm", "isvc", "component", "team"]
-
-
-def test_a_separate_predictor_metrics_port_is_declared_scraped_and_opened(render: Render) -> None:
-    """MLServer (kserve-mlserver) serves /metrics on 8082, not on its inference port."""
-    manifests = render(
-        BASE_VALUES, predictor__runtime="kserve-mlserver", predictor__metricsPort=8082
+    (monitor,) = by_kind(manifests, "ServiceMonitor")
+    spec = monitor["spec"]
+    other_release = one(
+        render(BASE_VALUES, release="other"), "InferenceService", "other-churn-predictor"
     )
-    ports = one(manifests, "InferenceService", STABLE)["spec"]["predictor"]["model"]["ports"]
-    monitors = {m["metadata"]["name"]: m for m in by_kind(manifests, "ServiceMonitor")}
-    policy = one(manifests, "NetworkPolicy", f"{STABLE}-predictor")
-    monitoring_ports = [rule["ports"] for rule in policy["spec"]["ingress"]][-1]
 
-    # The inference port stays first: KServe maps the Service's port 80 to the first one.
-    assert [(p["name"], p["containerPort"]) for p in ports] == [("http1", 8080), ("metrics", 8082)]
-    assert monitors[f"{STABLE}-predictor"]["spec"]["endpoints"][0]["port"] == "metrics"
-    assert monitors[f"{STABLE}-transformer"]["spec"]["endpoints"][0]["port"] == "http1"
-    assert monitoring_ports == [{"protocol": "TCP", "port": 8082}]
+    assert monitor["metadata"]["name"] == STABLE
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert spec["namespaceSelector"] == {"matchNames": ["churn"]}
+    # KServe gives an arm's predictor Service the same labels as its pods.
+    for isvc in isvcs:
+        assert selector_matches(spec["selector"], kserve_pod_labels(isvc))
+    assert not selector_matches(spec["selector"], kserve_pod_labels(other_release))
+    (endpoint,) = spec["endpoints"]
+    # KServe's Service has one port, named after the transformer-container's first port; the
+    # runtime's port (its /metrics too) is never on the Service.
+    transformer = transformer_container(isvcs[0])
+    assert endpoint["port"] == transformer["ports"][0]["name"]
+    assert container_port(transformer, endpoint["port"]) == 8080
+    assert endpoint["port"] not in [p["name"] for p in runtime_container(isvcs[0])["ports"]]
+    assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "15s")
+    targets = [r["targetLabel"] for r in endpoint["relabelings"]]
+    assert targets == ["arm", "isvc", "team"]
 
 
 def rule_groups(rule: Manifest) -> dict[str, list[Manifest]]:
@@ -119,13 +104,22 @@ def test_alert_expressions_use_thresholds_and_metric_names_from_values(render: R
         STABLE,
     )
     alerts = {r["alert"]: r["expr"] for r in rule_groups(rule)["alerts"]}
+    recording = {r["record"]: r["expr"] for r in rule_groups(rule)["recording"]}
 
     assert alerts["ChurnHighErrorRate"].endswith("> 0.1")
     assert "auth_rejections_total{" in alerts["ChurnAuthFailureSpike"]
     assert alerts["ChurnAuthFailureSpike"].endswith("> 3")
-    # Every series is scoped to this release's namespace and InferenceServices.
-    for expr in [r["expr"] for r in rule_groups(rule)["recording"]]:
+    # Every series is scoped to this release's namespace and InferenceServices, and all come
+    # from the transformer: no component label tells scrape targets apart any more.
+    for expr in [*recording.values(), *alerts.values()]:
+        assert "component" not in expr
+    for expr in recording.values():
         assert f'namespace="churn", isvc=~"{STABLE}(-candidate)?"' in expr
+    # The runtime's latency is the transformer's timing of its calls to it.
+    assert (
+        'churn_transformer_stage_duration_seconds_bucket{namespace="churn", '
+        f'isvc=~"{STABLE}(-candidate)?", stage="predict"}}'
+    ) in recording["churn:predictor_latency_seconds:p99_5m"]
 
 
 def test_no_traffic_alert_can_be_switched_off(render: Render) -> None:
@@ -157,8 +151,15 @@ def test_dashboard_configmap_is_labelled_for_the_grafana_sidecar(render: Render)
         "churn_transformer_requests_total",
         "churn_transformer_request_duration_seconds_bucket",
         "churn_transformer_auth_failures_total",
-        "request_predict_seconds_bucket",
+        "churn_transformer_stage_duration_seconds_bucket",
     ):
         assert metric in expressions
+    # Every series the dashboard reads is the transformer's (or kube-state-metrics').
+    assert "component" not in expressions
+    assert "request_predict_seconds" not in expressions
+    for stage_query in re.findall(
+        r"churn_transformer_stage_duration_seconds_bucket\{[^}]*\}", expressions
+    ):
+        assert 'stage="predict"' in stage_query
     # Panels are split by arm, so a canary can be compared with the stable model.
     assert re.search(r"sum by \(arm", expressions)
