@@ -440,7 +440,8 @@ def encode_response(
 def encode_predictor_request(
     matrix: npt.NDArray[np.float64], request_id: str, binary: bool
 ) -> tuple[bytes, dict[str, str]]:
-    """The FP64 [N, F] model matrix as a v2 request: JSON, or JSON header + raw bytes."""
+    """The FP64 [N, F] model matrix as a v2 request: JSON, or JSON header + raw bytes that
+    also asks for the answer as raw bytes (``binary_data_output``)."""
     tensor: dict[str, Any] = {
         "name": PREDICTOR_INPUT,
         "datatype": "FP64",
@@ -454,7 +455,9 @@ def encode_predictor_request(
         return body, {"content-type": "application/json"}
     raw = np.ascontiguousarray(matrix, dtype="<f8").tobytes()
     tensor["parameters"] = {"binary_data_size": len(raw)}
-    header = orjson.dumps({"id": request_id, "inputs": [tensor]})
+    header = orjson.dumps(
+        {"id": request_id, "inputs": [tensor], "parameters": {"binary_data_output": True}}
+    )
     return header + raw, {
         "content-type": "application/octet-stream",
         BINARY_HEADER: str(len(header)),

@@ -236,7 +236,8 @@ PROBABILITIES = np.array([[0.9, 0.1], [0.35, 0.65]])
         {"model_name": "churn", "outputs": [
             {"name": "output-0", "shape": [2, 2], "datatype": "FP64",
              "data": PROBABILITIES.ravel().tolist()}]},
-        # MLServer mlserver-sklearn, predict_fn=predict_proba.
+        # MLServer's mlserver-sklearn (predict_fn=predict_proba), another v2 implementation:
+        # the output's name does not matter.
         {"model_name": "churn", "id": "1", "parameters": {}, "outputs": [
             {"name": "predict_proba", "shape": [2, 2], "datatype": "FP64",
              "parameters": {"content_type": "np"}, "data": PROBABILITIES.ravel().tolist()}]},
@@ -283,12 +284,17 @@ def test_predictor_request_carries_the_exact_matrix(binary: bool) -> None:
     raw, headers = encode_predictor_request(matrix, "r1", binary)
     if binary:
         json_length = int(headers[BINARY_HEADER])
-        tensor = orjson.loads(raw[:json_length])["inputs"][0]
+        document = orjson.loads(raw[:json_length])
+        tensor = document["inputs"][0]
         values = np.frombuffer(raw[json_length:], dtype="<f8")
         assert tensor["parameters"]["binary_data_size"] == matrix.nbytes
+        # Binary both ways: the answer's probabilities come back as raw bytes too.
+        assert document["parameters"] == {"binary_data_output": True}
     else:
-        tensor = orjson.loads(raw)["inputs"][0]
+        document = orjson.loads(raw)
+        tensor = document["inputs"][0]
         values = np.asarray(tensor["data"], dtype=np.float64)
+        assert "parameters" not in document
     assert tensor["datatype"] == "FP64"
     assert tensor["shape"] == [2, 3]
     assert np.array_equal(values.reshape(2, 3), matrix)
