@@ -1,12 +1,13 @@
-"""One bundle trained by the real training CLI, served by real MLServer + the transformer."""
+"""One bundle trained by the real training CLI, served by KServe's real kserve-sklearnserver
+behind the transformer, which talks to it in either v2 encoding (JSON or binary tensors)."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import joblib
 import numpy as np
@@ -25,6 +26,7 @@ from devstack.stack import (
 from model.bundle import MODEL_PATH, ServingBundle, load_serving_bundle
 from model.schema import CUSTOMER_ID, FEATURES, NumericFeature
 from tests.rows import spec_columns
+from transformer.settings import PredictorEncoding
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +37,12 @@ CHART_TRANSFORMER_ENV = {
     "CHURN_TRANSFORMER_MAX_BODY_BYTES": str(CHART_VALUES["transformer"]["maxBodyBytes"]),
     "CHURN_TRANSFORMER_RATE_LIMIT_PER_SECOND": "100000",
     "CHURN_TRANSFORMER_RATE_LIMIT_BURST": "100000",
+}
+# The session stack's transformer: no rate limit in the way, bodies up to MAX_BODY_BYTES.
+STACK_TRANSFORMER_ENV = {
+    "CHURN_TRANSFORMER_RATE_LIMIT_PER_SECOND": "100000",
+    "CHURN_TRANSFORMER_RATE_LIMIT_BURST": "100000",
+    "CHURN_TRANSFORMER_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
 }
 
 
@@ -90,11 +98,7 @@ def stack(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         trained.bundle_dir,
         tmp_path_factory.mktemp("stack"),
         tokens={"alpha": new_token(), "beta": new_token()},
-        transformer_env={
-            "CHURN_TRANSFORMER_RATE_LIMIT_PER_SECOND": "100000",
-            "CHURN_TRANSFORMER_RATE_LIMIT_BURST": "100000",
-            "CHURN_TRANSFORMER_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
-        },
+        transformer_env=STACK_TRANSFORMER_ENV,
         progress=print,
     ) as running:
         yield running
@@ -112,3 +116,28 @@ def own_transformer(stack: Stack, trained: Trained, tmp_path: Path) -> Iterator[
         env=CHART_TRANSFORMER_ENV,
     ) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def binary_stack(
+    stack: Stack, trained: Trained, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The session stack with a second transformer in front of its predictor, one that sends
+    binary tensors and asks for binary answers (CHURN_TRANSFORMER_PREDICTOR_ENCODING=binary)."""
+    with transformer(
+        str(trained.bundle_dir),
+        stack.predictor.url.removeprefix("http://"),
+        tmp_path_factory.mktemp("binary-transformer"),
+        stack.tokens_file,
+        env={**STACK_TRANSFORMER_ENV, "CHURN_TRANSFORMER_PREDICTOR_ENCODING": "binary"},
+        progress=print,
+    ) as service:
+        yield replace(stack, transformer=service)
+
+
+@pytest.fixture(params=get_args(PredictorEncoding))
+def encoded_stack(request: pytest.FixtureRequest) -> Stack:
+    """The stack whose transformer talks to the predictor in the encoding of the test's id."""
+    name = "binary_stack" if request.param == "binary" else "stack"
+    chosen: Stack = request.getfixturevalue(name)
+    return chosen

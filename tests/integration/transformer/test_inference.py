@@ -1,4 +1,5 @@
-"""Real HTTP through the transformer to a real MLServer: answers, formats and error classes."""
+"""Real HTTP through the transformer to the real kserve-sklearnserver: answers, formats and
+error classes."""
 
 from __future__ import annotations
 
@@ -31,10 +32,13 @@ def outputs(response: httpx.Response) -> dict[str, list[Any]]:
     return {o["name"]: o["data"] for o in response.json()["outputs"]}
 
 
-@pytest.mark.parametrize("rows", [1, 500, 10_000])
-def test_answers_equal_the_in_process_pipeline(stack: Stack, trained: Trained, rows: int) -> None:
+@pytest.mark.parametrize("rows", [1, 1_000, 10_000])
+def test_answers_equal_the_in_process_pipeline(
+    encoded_stack: Stack, trained: Trained, rows: int
+) -> None:
+    """In both encodings between the transformer and the runtime (the fixture's id)."""
     customers = (trained.customers * (rows // len(trained.customers) + 1))[:rows]
-    response = post(stack, v2_request(customers, "parity"))
+    response = post(encoded_stack, v2_request(customers, "parity"))
     assert response.status_code == 200, response.text
     document = response.json()
     got = outputs(response)

@@ -2,7 +2,8 @@
 that close idle connections, chunked answers, and servers that misbehave on purpose (interim
 1xx answers, stray bytes, close-delimited or oversized answers, refusals, garbage).
 
-The client against the real MLServer is covered by the inference tests of this package.
+The client against the real kserve-sklearnserver, in both encodings, is covered by the
+inference tests of this package (test_inference.py).
 """
 
 from __future__ import annotations
