@@ -18,12 +18,19 @@ help: ## List the targets.
 venv: ## Create .venv and .venv-sklearnserver from the locks (needs Python 3.11/3.12 and PyPI).
 	@bash hack/venv.sh
 
+# KServe's sklearnserver package, which the local stack runs from the pinned upstream sources
+# (never vendored): fetched once unless devstack already finds it.
+.PHONY: sklearnserver-sources
+sklearnserver-sources: venv
+	@$(PY) -c 'from devstack.stack import sklearnserver_package_dir as d; d()' 2>/dev/null \
+		|| bash hack/fetch-upstream.sh
+
 .PHONY: demo
-demo: venv ## Train on synthetic data, start a real v2 predictor and the transformer locally, send requests, stop.
+demo: sklearnserver-sources ## Train on synthetic data, start a real v2 predictor and the transformer locally, send requests, stop.
 	$(PY) -m devstack demo
 
 .PHONY: serve
-serve: venv ## Like demo, but leave the local stack up for curl calls (Ctrl-C stops it).
+serve: sklearnserver-sources ## Like demo, but leave the local stack up for curl calls (Ctrl-C stops it).
 	$(PY) -m devstack up
 
 .PHONY: tools
@@ -38,7 +45,7 @@ lint: venv ## ruff, mypy, import contracts.
 	$(VENV)/bin/lint-imports
 
 .PHONY: test
-test: venv tools ## Unit and integration tests (starts real MLflow, S3, v2 predictor processes on loopback).
+test: sklearnserver-sources tools ## Unit and integration tests (starts real MLflow, S3, v2 predictor processes on loopback).
 	$(VENV)/bin/pytest tests/unit tests/integration
 
 .PHONY: test-unit
@@ -46,7 +53,7 @@ test-unit: venv ## Unit tests only.
 	$(VENV)/bin/pytest tests/unit
 
 .PHONY: fuzz
-fuzz: venv ## Every Hypothesis property (unit, and the transformer over HTTP) at 10,000 examples each.
+fuzz: sklearnserver-sources ## Every Hypothesis property (unit, and the transformer over HTTP) at 10,000 examples each.
 	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest -m hypothesis --timeout 3600 tests/unit tests/integration
 
 .PHONY: chart-docs chart-lint chart-validate fetch-upstream deploy canary promote rollback
