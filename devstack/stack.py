@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Service:
     name: str
     url: str
     process: ManagedProcess
+    grpc_port: int | None = None  # its v2 gRPC endpoint on 127.0.0.1, if it serves one
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def sklearnserver(
         env={"PREDICT_PROBA": "true", "PYTHONPATH": str(sklearnserver_package_dir())},
     )
     with _until_stopped(process, port, f"/v2/models/{model_name}/ready", timeout, progress) as s:
-        yield s
+        yield replace(s, grpc_port=grpc_port)
 
 
 def write_tokens(path: Path, tokens: Mapping[str, str]) -> None:
