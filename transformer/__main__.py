@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.predictor_encoding,
         settings.predictor_max_connections,
     )
+    tensors = "binary tensors" if settings.predictor_encoding == "binary" else "JSON"
+    logging.getLogger("transformer").info("predictor: %s, v2 REST, %s", predictor.base_url, tensors)
     metrics = Metrics()
     model = ChurnTransformer(
         args.model_name, settings.bundle_uri, predictor, metrics, settings.max_batch_rows

@@ -297,6 +297,11 @@ def test_audit_log_has_one_line_per_request_and_no_secrets(stack: Stack, trained
         assert customer["customerID"] not in log
 
 
+def test_startup_log_names_the_predictor_and_its_encoding(stack: Stack) -> None:
+    log = stack.transformer.process.log_path.read_text()
+    assert f"predictor: {stack.predictor.url}, v2 REST, JSON\n" in log
+
+
 def raw_exchange(stack: Stack, request: bytes) -> tuple[int, dict[str, Any]]:
     """Bytes as written, on a fresh connection to the real server; (status, JSON answer)."""
     url = httpx.URL(stack.transformer.url)
