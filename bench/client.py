@@ -24,10 +24,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,7 @@ import joblib
 import numpy as np
 import numpy.typing as npt
 
-from devstack.stack import MODEL_NAME, Service, sklearnserver, train_bundle
+from devstack.stack import MODEL_NAME, Service, sklearnserver, sklearnserver_python, train_bundle
 from model.bundle import MODEL_PATH, load_serving_bundle
 from transformer.codec import decode_predictor_response, encode_predictor_request
 from transformer.predictor import PredictorClient, check_status
@@ -65,6 +66,8 @@ RULE = (
 )
 
 Matrix = npt.NDArray[np.float64]
+# Batch size -> arm -> one record per interleaved run, as measure() returns it.
+Measured = dict[str, dict[str, list[dict[str, float]]]]
 
 # httpcore 1.0.9 imports sniffio afresh for every lock it creates; anyio >= 4.11 no longer
 # installs sniffio, and Python does not cache a failed import, so each httpx request paid a
@@ -157,10 +160,13 @@ class AiohttpClient(LibraryClient):
         await self._session.close()
 
 
-ARMS: dict[str, Callable[[str], Client]] = {
-    HAND_WRITTEN: lambda url: PredictorClient(url, MODEL_NAME, TIMEOUT_SECONDS),
-    "httpx": lambda url: HttpxClient(url, MODEL_NAME),
-    "aiohttp": lambda url: AiohttpClient(url, MODEL_NAME),
+# Name -> how to make that client for a running server. The first one is the baseline the
+# others' answers are checked against.
+Arms = dict[str, Callable[[Service], Client]]
+ARMS: Arms = {
+    HAND_WRITTEN: lambda server: PredictorClient(server.url, MODEL_NAME, TIMEOUT_SECONDS),
+    "httpx": lambda server: HttpxClient(server.url, MODEL_NAME),
+    "aiohttp": lambda server: AiohttpClient(server.url, MODEL_NAME),
 }
 
 
@@ -190,7 +196,7 @@ def prepare(work: Path) -> tuple[Path, Prepared]:
 
 
 async def verify(clients: dict[str, Client], prepared: Prepared) -> float:
-    """Every client answers every batch like the reference and bit for bit like the others."""
+    """Every client answers every batch like the reference and bit for bit like the first."""
     worst = 0.0
     for size, group in prepared.batches.items():
         for batch, expected in zip(group, prepared.reference[size], strict=True):
@@ -198,7 +204,7 @@ async def verify(clients: dict[str, Client], prepared: Prepared) -> float:
                 arm: await client.predict_proba(batch.matrix, "verify")
                 for arm, client in clients.items()
             }
-            first = answers[HAND_WRITTEN]
+            first = next(iter(answers.values()))
             difference = float(np.max(np.abs(first - expected)))
             if not difference <= TOLERANCE:
                 raise RuntimeError(
@@ -243,6 +249,7 @@ async def measure(
         "requests_per_second": round(requests / wall, 1),
         "client_cpu_ms_per_request": round(cpu / requests * 1000, 4),
         "server_cpu_ms_per_request": round(server_cpu / requests * 1000, 4),
+        "client_and_server_cpu_ms_per_request": round((cpu + server_cpu) / requests * 1000, 4),
         "other_busy_cores": round(max(other, 0.0) / wall, 2),
     }
 
@@ -258,45 +265,81 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def compare(hand: list[float], library: list[float]) -> dict[str, Any]:
-    """Hand-written vs one library on one number, lower is better: the margin between the
-    medians against the spread (the wider of the two IQRs; min-max reported beside it), and
-    in how many interleaved runs the hand-written one was lower."""
-    hand_summary, library_summary = summary(hand), summary(library)
-    margin = library_summary["median"] - hand_summary["median"]
+def compare(ours: list[float], theirs: list[float]) -> dict[str, Any]:
+    """One arm (ours) vs another (theirs) on one number per run, lower is better: the margin
+    between the medians against the spread (the wider of the two IQRs; min-max reported beside
+    it), and in how many interleaved runs ours was lower."""
+    ours_summary, theirs_summary = summary(ours), summary(theirs)
+    margin = theirs_summary["median"] - ours_summary["median"]
 
     def widest(low: str, high: str) -> float:
-        return max(s[high] - s[low] for s in (hand_summary, library_summary))
+        return max(s[high] - s[low] for s in (ours_summary, theirs_summary))
 
     spread, full_range = widest("q1", "q3"), widest("min", "max")
     return {
         "margin": round(margin, 4),
         "spread_iqr": round(spread, 4),
         "spread_min_max": round(full_range, 4),
-        "hand_written_lower_in_runs": sum(h < b for h, b in zip(hand, library, strict=True)),
-        "runs": len(hand),
-        "hand_written_wins": margin > spread,
-        "hand_written_loses": -margin > spread,
+        "lower_in_runs": sum(o < t for o, t in zip(ours, theirs, strict=True)),
+        "runs": len(ours),
+        "wins": margin > spread,
+        "loses": -margin > spread,
     }
 
 
-def decide(measured: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, Any]:
+def per_run(measured: Measured, key: str) -> dict[str, dict[str, list[float]]]:
+    """Batch size -> arm -> ``key`` of every run."""
+    return {
+        size: {arm: [r[key] for r in runs] for arm, runs in arms.items()}
+        for size, arms in measured.items()
+    }
+
+
+def verdict(comparison: dict[str, Any], ours: str) -> str:
+    if comparison["wins"]:
+        return f"{ours} wins"
+    return f"{ours} loses" if comparison["loses"] else "within the spread"
+
+
+def comparison_table(
+    comparisons: dict[str, dict[str, dict[str, Any]]], ours: str, unit: str
+) -> list[str]:
+    """Markdown rows: batch size, the arm compared with, margin, spreads, runs won."""
+    lines = [
+        f"| rows | {ours} vs | median margin {unit} | IQR spread {unit} | verdict "
+        f"| min-max spread {unit} | runs where {ours} was lower |",
+        "|---:|---|---:|---:|---|---:|---:|",
+    ]
+    for size, versus in comparisons.items():
+        for arm, c in versus.items():
+            lines.append(
+                f"| {size} | {arm} | {c['margin']:.3f} | {c['spread_iqr']:.3f} "
+                f"| {verdict(c, ours)} | {c['spread_min_max']:.3f} "
+                f"| {c['lower_in_runs']} of {c['runs']} |"
+            )
+    return lines
+
+
+def decide(measured: Measured) -> dict[str, Any]:
     """RULE, on client CPU per request."""
-    comparisons: dict[str, dict[str, Any]] = {}
-    for size, arms in measured.items():
-        cpu = {arm: [r["client_cpu_ms_per_request"] for r in runs] for arm, runs in arms.items()}
-        comparisons[size] = {
-            arm: compare(cpu[HAND_WRITTEN], values)
-            for arm, values in cpu.items()
+    cpu = per_run(measured, "client_cpu_ms_per_request")
+    comparisons = {
+        size: {
+            arm: compare(arms[HAND_WRITTEN], values)
+            for arm, values in arms.items()
             if arm != HAND_WRITTEN
         }
-    wins_at_1 = all(c["hand_written_wins"] for c in comparisons["1"].values())
-    never_loses = not any(c["hand_written_loses"] for s in comparisons.values() for c in s.values())
+        for size, arms in cpu.items()
+    }
+    wins_at_1 = all(c["wins"] for c in comparisons["1"].values())
+    never_loses = not any(c["loses"] for s in comparisons.values() for c in s.values())
     return {"comparisons": comparisons, "keep_hand_written": wins_at_1 and never_loses}
 
 
-async def benchmark(server: Service, prepared: Prepared, runs: int, seconds: float) -> Any:
-    clients = {arm: make(server.url) for arm, make in ARMS.items()}
+async def benchmark(
+    arms: Arms, server: Service, prepared: Prepared, runs: int, seconds: float
+) -> tuple[float, Measured]:
+    clients = {arm: make(server) for arm, make in arms.items()}
     try:
         worst = await verify(clients, prepared)
         say(f"every client answers like the reference (max abs diff {worst:.2g})")
@@ -304,16 +347,14 @@ async def benchmark(server: Service, prepared: Prepared, runs: int, seconds: flo
         for client in clients.values():  # warm pools, caches and the server
             for group in matrices.values():
                 await closed_loop(client, group, seconds / 4)
-        measured: dict[int, dict[str, list[dict[str, float]]]] = {
-            size: {arm: [] for arm in clients} for size in matrices
-        }
+        measured: Measured = {str(size): {arm: [] for arm in clients} for size in matrices}
         order = list(clients)
         for run in range(runs):
-            arms = order[run % len(order) :] + order[: run % len(order)]
+            rotated = order[run % len(order) :] + order[: run % len(order)]
             for size, group in matrices.items():
-                for arm in arms:
+                for arm in rotated:
                     result = await measure(clients[arm], group, seconds, server)
-                    measured[size][arm].append(result)
+                    measured[str(size)][arm].append(result)
                     say(f"run {run + 1}/{runs} batch {size:>4} {arm:>12}: {result}")
         return worst, measured
     finally:
@@ -321,9 +362,23 @@ async def benchmark(server: Service, prepared: Prepared, runs: int, seconds: flo
             await client.aclose()
 
 
-def versions() -> dict[str, str]:
-    found = {name: importlib.metadata.version(name) for name in ("httptools", "httpx", "aiohttp")}
-    return {**found, "python": platform.python_version()}
+def installed_versions(python: Path, *names: str) -> dict[str, str]:
+    """The versions of ``names`` installed for another interpreter (a server's venv)."""
+    query = "import importlib.metadata as m, sys; print(*map(m.version, sys.argv[1:]))"
+    found = subprocess.run(
+        [str(python), "-c", query, *names], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.split()
+    return dict(zip(names, found, strict=True))
+
+
+def versions(*names: str) -> dict[str, str]:
+    """This process's ``names`` and Python, and the runtime's kserve and scikit-learn."""
+    runtime = installed_versions(sklearnserver_python(), "kserve", "scikit-learn")
+    return {
+        **{name: importlib.metadata.version(name) for name in names},
+        "python": platform.python_version(),
+        **{f"kserve-sklearnserver {name}": version for name, version in runtime.items()},
+    }
 
 
 def _cell(numbers: dict[str, float], digits: int) -> str:
@@ -333,46 +388,44 @@ def _cell(numbers: dict[str, float], digits: int) -> str:
     )
 
 
-def markdown(results: dict[str, Any]) -> str:
-    decision = results["decision"]
-    lines = [
+def run_header(results: dict[str, Any]) -> str:
+    """The first paragraph of a results table: what ran, how long, and the machine's noise."""
+    return (
         f"Run of {results['started_at']} ({results['wall_seconds']:.0f} s): "
         f"{results['runs']} interleaved runs of {results['seconds_per_run']} s per client and "
         f"batch size, {CONCURRENCY} concurrent calls, against kserve-sklearnserver (one process) "
-        f"on "
-        f"loopback; {results['machine']['cores']} cores shared by this client process and the "
+        f"on loopback; {results['machine']['cores']} cores shared by this client process and the "
         f"server; other processes used {results['other_busy_cores_median']} cores (median of "
-        "runs). Each cell: median (interquartile range; min-max) over runs.",
-        "",
-        "| rows | client | client CPU ms / request | requests / s | server CPU ms / request |",
-        "|---:|---|---:|---:|---:|",
+        "runs). Each cell: median (interquartile range; min-max) over runs."
+    )
+
+
+def summary_table(results: dict[str, Any], columns: dict[str, tuple[str, int]]) -> list[str]:
+    """One row per batch size and client; ``columns``: measured key -> (heading, digits)."""
+    headings = [heading for heading, _ in columns.values()]
+    lines = [
+        "| rows | client | " + " | ".join(headings) + " |",
+        "|---:|---|" + "---:|" * len(columns),
     ]
     for size, arms in results["summary"].items():
         for arm, numbers in arms.items():
-            lines.append(
-                f"| {size} | {arm} | {_cell(numbers['client_cpu_ms_per_request'], 3)} "
-                f"| {_cell(numbers['requests_per_second'], 0)} "
-                f"| {numbers['server_cpu_ms_per_request']['median']:.3f} |"
-            )
-    lines += [
-        "",
-        "| rows | vs | median margin ms | IQR spread ms | verdict | min-max spread ms "
-        "| runs where hand-written was lower |",
-        "|---:|---|---:|---:|---|---:|---:|",
-    ]
-    for size, versus in decision["comparisons"].items():
-        for arm, c in versus.items():
-            verdict = (
-                "hand-written wins"
-                if c["hand_written_wins"]
-                else "hand-written loses"
-                if c["hand_written_loses"]
-                else "within the spread"
-            )
-            lines.append(
-                f"| {size} | {arm} | {c['margin']:.3f} | {c['spread_iqr']:.3f} | {verdict} "
-                f"| {c['spread_min_max']:.3f} | {c['hand_written_lower_in_runs']} of {c['runs']} |"
-            )
+            cells = [_cell(numbers[key], digits) for key, (_, digits) in columns.items()]
+            lines.append(f"| {size} | {arm} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    decision = results["decision"]
+    lines = [run_header(results), ""]
+    lines += summary_table(
+        results,
+        {
+            "client_cpu_ms_per_request": ("client CPU ms / request", 3),
+            "requests_per_second": ("requests / s", 0),
+            "server_cpu_ms_per_request": ("server CPU ms / request", 3),
+        },
+    )
+    lines += ["", *comparison_table(decision["comparisons"], HAND_WRITTEN, "ms")]
     keep = "keep the hand-written client" if decision["keep_hand_written"] else "switch"
     lines += ["", f"Rule: {decision['rule']} Decision: **{keep}**.", ""]
     if results["httpx_failed_sniffio_import_cached"]:
@@ -385,38 +438,34 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.client", description=__doc__)
+def parse_args(argv: list[str] | None, module: str, description: str | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs per client (5)")
     parser.add_argument("--seconds", type=float, default=1.5, help="per run and batch size")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results directory")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(arms: Arms, args: argparse.Namespace, summarised: Iterable[str]) -> dict[str, Any]:
+    """Train, start kserve-sklearnserver, verify and measure every arm; the results without a
+    decision. ``summarised``: the measured keys to summarise over runs."""
     started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp:
         work = Path(tmp)
         bundle_dir, prepared = prepare(work)
         with sklearnserver(bundle_dir, work, progress=say) as server:
-            worst, measured = asyncio.run(benchmark(server, prepared, args.runs, args.seconds))
+            worst, measured = asyncio.run(
+                benchmark(arms, server, prepared, args.runs, args.seconds)
+            )
     summaries = {
-        str(size): {
-            arm: {
-                key: summary([r[key] for r in runs])
-                for key in (
-                    "client_cpu_ms_per_request",
-                    "requests_per_second",
-                    "server_cpu_ms_per_request",
-                )
-            }
-            for arm, runs in arms.items()
+        size: {
+            arm: {key: summary([r[key] for r in runs]) for key in summarised}
+            for arm, runs in by_arm.items()
         }
-        for size, arms in measured.items()
+        for size, by_arm in measured.items()
     }
     others = [r["other_busy_cores"] for a in measured.values() for s in a.values() for r in s]
-    results: dict[str, Any] = {
+    return {
         "started_at": started_at,
         "wall_seconds": round(time.monotonic() - started, 1),
         "runs": args.runs,
@@ -427,17 +476,30 @@ def main(argv: list[str] | None = None) -> int:
         "max_abs_diff_vs_reference": worst,
         "machine": {"cores": os.cpu_count(), "cpu_model": procstat.cpu_model()},
         "other_busy_cores_median": round(statistics.median(others), 2),
-        "versions": versions(),
-        "httpx_failed_sniffio_import_cached": SNIFFIO_MISSING,
         "summary": summaries,
-        "runs_measured": {str(size): arms for size, arms in measured.items()},
+        "runs_measured": measured,
     }
-    results["decision"] = {**decide(results["runs_measured"]), "rule": RULE}
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "client.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (args.output / "client.md").write_text(table)
+
+
+def write(results: dict[str, Any], output: Path, name: str, table: str) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    (output / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (output / f"{name}.md").write_text(table)
     print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv, "bench.client", __doc__)
+    summarised = (
+        "client_cpu_ms_per_request",
+        "requests_per_second",
+        "server_cpu_ms_per_request",
+    )
+    results = run(ARMS, args, summarised)
+    results["versions"] = versions("httptools", "httpx", "aiohttp")
+    results["httpx_failed_sniffio_import_cached"] = SNIFFIO_MISSING
+    results["decision"] = {**decide(results["runs_measured"]), "rule": RULE}
+    write(results, args.output, "client", markdown(results))
     return 0
 
 
