@@ -101,15 +101,19 @@ stack-up: venv tools ## Build and load the stack's images, install KServe, Traef
 e2e: venv tools ## Offline kind cluster + images + stack + tests/e2e, then teardown (docs/e2e.md; E2E_KEEP_CLUSTER=1 keeps it).
 	@bash hack/e2e/run.sh
 
-.PHONY: bench bench-smoke bench-training bench-client
-bench: venv ## Serving benchmark: the chain vs predictor alone and two peers, wrk load (~12 min; bench/results/serving.*).
+.PHONY: bench bench-smoke bench-training bench-client bench-hop
+bench: sklearnserver-sources ## Serving benchmark: the chain vs kserve-sklearnserver alone, the floor and two peers, wrk load (~10-15 min; bench/results/serving.*).
+	@bash hack/venv.sh mlserver
 	$(PY) -m bench.serving
-bench-smoke: venv ## The serving benchmark harness in about a minute (CI); no timing claims.
+bench-smoke: sklearnserver-sources ## The serving benchmark harness in about two minutes (CI); no timing claims.
+	@bash hack/venv.sh mlserver
 	$(PY) -m bench.serving --smoke
 bench-training: venv ## Training time and peak memory at 10k, 100k and 1M rows (bench/results/training.*).
 	$(PY) -m bench.training
-bench-client: venv ## The predictor client vs httpx and aiohttp, client CPU per request (~5 min; bench/results/client.*).
+bench-client: sklearnserver-sources ## The predictor client vs httpx and aiohttp, client CPU per request (~5 min; bench/results/client.*).
 	$(PY) -m bench.client
+bench-hop: sklearnserver-sources ## The transformer -> runtime hop: v2 JSON, binary tensors, gRPC; client + server CPU per request (~4 min; bench/results/hop.*).
+	$(PY) -m bench.hop
 
 .PHONY: clean
 clean: ## Remove local build outputs (keeps $(CHURN_CACHE)).

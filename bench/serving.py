@@ -1,4 +1,4 @@
-"""Serving benchmark: the project's chain against its floor, its predictor alone, and two peers.
+"""Serving benchmark: the project's chain against its floor, its runtime alone, and two peers.
 
     python -m bench.serving            full run (make bench): results in bench/results/
     python -m bench.serving --smoke    ~1 minute harness check (make bench-smoke), no timing claims
@@ -6,8 +6,9 @@
 Trains a bundle on seeded synthetic data, checks that every system answers every prepared
 request with the reference probabilities (to 1e-9), then drives each system with wrk in
 closed loop: batch 1 at 1, 8 and 32 connections, and batches of 100 and 1000 rows. CPU time
-and peak RSS of each server process tree come from /proc. The transformer is profiled with
-py-spy at saturation. Writes serving.json, serving.md and serving.png.
+and peak RSS of each server process tree come from /proc. Each chain's transformer is profiled
+with py-spy at batch 1 (saturation), 100 and 1000. Writes serving.json, serving.md and
+serving.png.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import httpx
 import numpy as np
 
 from devstack.processes import StackError
-from devstack.stack import REPO_ROOT, train_bundle
+from devstack.stack import REPO_ROOT, sklearnserver_python, train_bundle
 
 from . import floor, loadgen, procstat, profile, report
+from .client import installed_versions
 from .payloads import Batch, Reference, build_reference, load_customers, make_batches
 from .systems import PREDICTOR_OF, SKIPPED, Running, SystemSpec, catalogue, save_peer_models
 
@@ -81,10 +83,12 @@ FULL = Plan(
     bodies={1: 64, 100: 8, 1000: 2},
     profile_seconds=10,
     retries=10,
-    profiles=(
-        # The transformer at batch-1 saturation and with large batches.
-        ProfileSpec("chain-mlserver-json", "transformer", 1, 32),
-        ProfileSpec("chain-mlserver-json", "transformer", 1000, 8),
+    # Every chain's transformer at each batch size a target names, so a missed target has its
+    # profile in the results.
+    profiles=tuple(
+        ProfileSpec(chain, "transformer", batch, concurrency)
+        for chain in PREDICTOR_OF
+        for batch, concurrency in ((1, 32), (100, 8), (1000, 8))
     ),
 )
 SMOKE = Plan(
@@ -97,7 +101,7 @@ SMOKE = Plan(
     bodies={1: 8, 100: 2, 1000: 1},
     profile_seconds=2,
     retries=0,
-    profiles=(ProfileSpec("chain-mlserver-json", "transformer", 1, 32),),
+    profiles=(ProfileSpec("chain-sklearnserver-json", "transformer", 1, 32),),
 )
 
 
@@ -134,11 +138,9 @@ def library_versions() -> dict[str, str]:
         name: importlib.metadata.version(name)
         for name in ("kserve", "mlflow", "scikit-learn", "numpy", "uvicorn", "httptools", "orjson")
     }
-    mlserver_python = REPO_ROOT / ".venv-mlserver/bin/python"
-    query = "import importlib.metadata as m; print(m.version('mlserver'))"
-    versions["mlserver"] = subprocess.run(
-        [str(mlserver_python), "-c", query], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout.strip()
+    versions |= installed_versions(REPO_ROOT / ".venv-mlserver/bin/python", "mlserver")
+    runtime = installed_versions(sklearnserver_python(), "kserve", "scikit-learn")
+    versions |= {f"kserve-sklearnserver {name}": version for name, version in runtime.items()}
     versions["python"] = platform.python_version()
     return versions
 
@@ -479,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
                 "tolerance": TOLERANCE,
                 "transformer_settings": "rate limit lifted (1e9/s); tokens on; everything "
                 "else default (one uvicorn worker, audit log to file)",
-                "predictor": "MLServer with MLSERVER_PARALLEL_WORKERS=0, as devstack starts it",
+                "predictor": "kserve-sklearnserver (PREDICT_PROBA=true), one process, as "
+                "devstack starts it",
             },
             "versions": {**tools.versions, **library_versions()},
             "model": {
