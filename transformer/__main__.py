@@ -1,8 +1,14 @@
 """``python -m transformer``: the churn transformer on kserve's ModelServer.
 
 KServe's controller passes --model_name, --predictor_host and --http_port; pass
---predictor_protocol v2 yourself (the controller does not). Everything else comes from
-CHURN_TRANSFORMER_* variables (transformer/settings.py).
+--predictor_protocol yourself (the controller does not):
+
+- grpc-v2 (the chart's and the local stack's choice): --predictor_host is host:port of the
+  runtime's v2 gRPC port; the matrix travels as raw FP64 tensors (transformer/grpc_predictor.py).
+- v2: --predictor_host is host:port of its v2 REST port; CHURN_TRANSFORMER_PREDICTOR_ENCODING
+  picks JSON or binary tensors (transformer/predictor.py).
+
+Everything else comes from CHURN_TRANSFORMER_* variables (transformer/settings.py).
 
 One process, one uvicorn worker: with --workers > 1 kserve forks workers whose Prometheus
 counters are separate, so /metrics would show whichever worker answered the scrape. Scale
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 
 from kserve import logging as kserve_logging
@@ -27,11 +34,16 @@ from pydantic import ValidationError
 from model.errors import BundleError
 from transformer.audit import AuditTrail
 from transformer.auth import TokenFileError, TokenStore
+from transformer.grpc_predictor import GrpcPredictorClient
 from transformer.metrics import Metrics
-from transformer.model import ChurnTransformer
+from transformer.model import ChurnTransformer, Predictor
 from transformer.predictor import PredictorClient
 from transformer.server import ChurnModelServer, install
-from transformer.settings import TransformerSettings
+from transformer.settings import DEFAULT_PREDICTOR_ENCODING, TransformerSettings
+
+GRPC_V2 = "grpc-v2"
+PREDICTOR_PROTOCOLS = (GRPC_V2, "v2")
+ENCODING_VARIABLE = "CHURN_TRANSFORMER_PREDICTOR_ENCODING"
 
 _GRPC_OFF = "gRPC is off (it would bypass the bearer token check)"
 # kserve flags the transformer does not act on, and why: refused unless left at their default.
@@ -45,7 +57,7 @@ IGNORED_FLAGS = {
     "enable_docs_url": "/docs is not served; only the routes in docs/api.md are",
     "access_log_format": "the audit line is the access log (uvicorn's is off: it would log "
     "query strings)",
-    "protocol": "it is deprecated; pass --predictor_protocol v2",
+    "protocol": "it is deprecated; pass --predictor_protocol grpc-v2 or v2",
     "predictor_request_timeout_seconds": "set CHURN_TRANSFORMER_PREDICTOR_TIMEOUT_SECONDS",
     "predictor_request_retries": "predictor calls are not retried; a failure answers 503",
 }
@@ -66,10 +78,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{flag} is not supported by this transformer: {reason}")
     if args.workers != 1:
         parser.error("--workers must be 1: metrics would split across workers; scale replicas")
-    if args.predictor_protocol != "v2":
-        parser.error("--predictor_protocol v2 is required (the predictor speaks v2 REST)")
+    if args.predictor_protocol not in PREDICTOR_PROTOCOLS:
+        parser.error(
+            "--predictor_protocol must be grpc-v2 or v2 (the predictor speaks v2 gRPC or REST)"
+        )
     if not args.predictor_host:
         parser.error("--predictor_host is required (host:port of the v2 predictor)")
+    if args.predictor_protocol == GRPC_V2:
+        if args.predictor_use_ssl:
+            parser.error(
+                "--predictor_use_ssl is not supported with --predictor_protocol grpc-v2: the "
+                "runtime is collocated and called on localhost in plaintext"
+            )
+        encoding = os.environ.get(ENCODING_VARIABLE)
+        if encoding not in (None, DEFAULT_PREDICTOR_ENCODING):
+            parser.error(
+                f"{ENCODING_VARIABLE}={encoding} applies to --predictor_protocol v2 only: "
+                "grpc-v2 always sends raw FP64 tensors"
+            )
     return args
 
 
@@ -89,6 +115,21 @@ def configure_logging(args: argparse.Namespace) -> None:
     access.propagate = False
 
 
+def predictor_client(args: argparse.Namespace, settings: TransformerSettings) -> Predictor:
+    if args.predictor_protocol == GRPC_V2:
+        return GrpcPredictorClient(
+            args.predictor_host, args.model_name, settings.predictor_timeout_seconds
+        )
+    scheme = "https" if args.predictor_use_ssl else "http"
+    return PredictorClient(
+        f"{scheme}://{args.predictor_host}",
+        args.model_name,
+        settings.predictor_timeout_seconds,
+        settings.predictor_encoding,
+        settings.predictor_max_connections,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args)
@@ -97,16 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"invalid CHURN_TRANSFORMER_* settings:\n{exc}", file=sys.stderr)
         return 2
-    scheme = "https" if args.predictor_use_ssl else "http"
-    predictor = PredictorClient(
-        f"{scheme}://{args.predictor_host}",
-        args.model_name,
-        settings.predictor_timeout_seconds,
-        settings.predictor_encoding,
-        settings.predictor_max_connections,
+    predictor = predictor_client(args, settings)
+    logging.getLogger("transformer").info(
+        "predictor: %s, %s", predictor.address, predictor.transport
     )
-    tensors = "binary tensors" if settings.predictor_encoding == "binary" else "JSON"
-    logging.getLogger("transformer").info("predictor: %s, v2 REST, %s", predictor.base_url, tensors)
     metrics = Metrics()
     model = ChurnTransformer(
         args.model_name, settings.bundle_uri, predictor, metrics, settings.max_batch_rows

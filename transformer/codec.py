@@ -464,6 +464,17 @@ def encode_predictor_request(
     }
 
 
+def not_class_probabilities(
+    name: str, datatype: str, shape: list[int], rows: int
+) -> PredictorProtocolError:
+    """The refusal of a predictor output that is not [rows, 2] class probabilities."""
+    return PredictorProtocolError(
+        f"output {name!r} is {datatype} {shape}; expected class probabilities FP64 "
+        f"[{rows}, 2] (set PREDICT_PROBA=true on kserve-sklearnserver, or "
+        "predict_fn=predict_proba on MLServer)"
+    )
+
+
 def decode_predictor_response(
     body: bytes, headers: Mapping[str, str], rows: int
 ) -> npt.NDArray[np.float64]:
@@ -486,11 +497,7 @@ def decode_predictor_response(
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise PredictorProtocolError(f"not a v2 inference response ({exc!r})") from None
     if shape != [rows, 2] or datatype not in PROBABILITY_DATATYPES:
-        raise PredictorProtocolError(
-            f"output {name!r} is {datatype} {shape}; expected class probabilities FP64 "
-            f"[{rows}, 2] (set PREDICT_PROBA=true on kserve-sklearnserver, or "
-            "predict_fn=predict_proba on MLServer)"
-        )
+        raise not_class_probabilities(name, datatype, shape, rows)
     dtype = np.float64 if datatype == "FP64" else np.float32
     parameters = output.get("parameters") or {}
     if "binary_data_size" in parameters:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import kserve
 import numpy as np
@@ -29,12 +29,27 @@ from transformer.codec import (
 )
 from transformer.errors import RequestRejected, problem_from_field_error
 from transformer.metrics import Metrics
-from transformer.predictor import PredictorClient
 
 logger = logging.getLogger(__name__)
 
 # v2 metadata: every tensor is one value per row.
 _ROWS_SHAPE = [-1]
+
+
+class Predictor(Protocol):
+    """A client of the runtime: v2 gRPC (transformer/grpc_predictor.py, the default) or v2
+    REST (transformer/predictor.py)."""
+
+    address: str  # where the runtime is: host:port or a URL
+    transport: str  # e.g. "v2 gRPC, raw FP64 tensors", for the startup log
+
+    async def predict_proba(
+        self, matrix: npt.NDArray[np.float64], request_id: str
+    ) -> npt.NDArray[np.float64]: ...
+
+    async def ready(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +77,7 @@ class ChurnTransformer(kserve.Model):  # type: ignore[misc]  # kserve ships no t
         self,
         name: str,
         bundle_uri: str,
-        predictor: PredictorClient,
+        predictor: Predictor,
         metrics: Metrics,
         max_batch_rows: int,
     ) -> None:

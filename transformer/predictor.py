@@ -236,8 +236,8 @@ class PredictorClient:
         encoding: PredictorEncoding = "json",
         max_connections: int = DEFAULT_PREDICTOR_MAX_CONNECTIONS,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        url = urlsplit(self.base_url)
+        self.address = base_url.rstrip("/")
+        url = urlsplit(self.address)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"predictor URL must be http(s)://host[:port], not {base_url!r}")
         if max_connections < 1:
@@ -252,6 +252,7 @@ class PredictorClient:
             f"{url.path}/v2/models/{model_name}/ready".encode(),
         )
         self._binary = encoding == "binary"
+        self.transport = "v2 REST, binary tensors" if self._binary else "v2 REST, JSON"
         self._timeout = timeout_seconds
         self._idle: list[_Connection] = []
         # Held for a whole exchange: open connections never outnumber the permits.
@@ -272,13 +273,13 @@ class PredictorClient:
             response = await self._call(request, self._timeout, max_response_bytes(rows))
         except TimeoutError:
             raise PredictorUnavailable(
-                f"the predictor at {self.base_url} did not answer in time"
+                f"the predictor at {self.address} did not answer in time"
             ) from None
         except (OSError, ConnectionDropped) as exc:
             raise PredictorUnavailable(
-                f"the predictor at {self.base_url} is unreachable ({type(exc).__name__})"
+                f"the predictor at {self.address} is unreachable ({type(exc).__name__})"
             ) from None
-        check_status(response.status, self.base_url)
+        check_status(response.status, self.address)
         return await offload.run(
             partial(decode_predictor_response, response.body, response.headers, rows), large=large
         )

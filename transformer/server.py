@@ -104,7 +104,7 @@ class Endpoints:
         if not self._model.ready:
             return Reply.json({"ready": False, "error": "feature spec not loaded"}, 503)
         if not await self._model.predictor.ready():
-            error = f"predictor at {self._model.predictor.base_url} is not ready"
+            error = f"predictor at {self._model.predictor.address} is not ready"
             return Reply.json({"ready": False, "error": error}, 503)
         return Reply.json({"ready": True})
 

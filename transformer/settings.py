@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PredictorEncoding = Literal["json", "binary"]
+DEFAULT_PREDICTOR_ENCODING: PredictorEncoding = "json"
 # The collocated runtime is one process answering one request at a time: more connections only
 # move the queue from the transformer into the runtime's socket buffers.
 DEFAULT_PREDICTOR_MAX_CONNECTIONS = 16
@@ -44,12 +45,14 @@ class TransformerSettings(BaseSettings):
     predictor_max_connections: int = Field(
         DEFAULT_PREDICTOR_MAX_CONNECTIONS,
         ge=1,
-        description="Open connections to the predictor at most; more concurrent calls wait "
+        description="With --predictor_protocol v2 only (grpc-v2 multiplexes every call on "
+        "one channel): open connections to the predictor at most; more concurrent calls wait "
         "for one, and the wait counts toward predictor_timeout_seconds.",
     )
     predictor_encoding: PredictorEncoding = Field(
-        "json",
-        description="How the FP64 matrix travels to the predictor: plain v2 JSON, or the v2 "
+        DEFAULT_PREDICTOR_ENCODING,
+        description="With --predictor_protocol v2 only (grpc-v2 always sends raw FP64 "
+        "tensors): how the FP64 matrix travels to the predictor, plain v2 JSON or the v2 "
         "binary tensor extension. JSON is the default: at 100 and 1,000 rows binary costs "
         "kserve-sklearnserver 0.20 more CPU than JSON, because it turns binary input into a "
         "Python list one value at a time (bench/results/hop.md).",

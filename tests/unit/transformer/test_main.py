@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from transformer.__main__ import IGNORED_FLAGS, parse_args
+from transformer.__main__ import IGNORED_FLAGS, parse_args, predictor_client
+from transformer.grpc_predictor import GrpcPredictorClient
+from transformer.predictor import PredictorClient
+from transformer.settings import TransformerSettings
 
 REQUIRED = ["--predictor_host", "predictor:80", "--predictor_protocol", "v2"]
 
@@ -31,7 +34,11 @@ def test_the_flags_kserve_passes_and_the_honoured_ones_are_accepted() -> None:
         (["--predictor_request_timeout_seconds", "5"], "--predictor_request_timeout_seconds"),
         (["--predictor_request_retries", "2"], "--predictor_request_retries"),
         (["--workers", "2"], "--workers must be 1"),
-        (["--predictor_protocol", "v1"], "--predictor_protocol v2 is required"),
+        (["--predictor_protocol", "v1"], "--predictor_protocol must be grpc-v2 or v2"),
+        (
+            ["--predictor_protocol", "grpc-v2", "--predictor_use_ssl", "true"],
+            "--predictor_use_ssl is not supported with --predictor_protocol grpc-v2",
+        ),
     ],
 )
 def test_ignored_or_unsupported_flags_are_refused_with_a_reason(
@@ -45,3 +52,39 @@ def test_ignored_or_unsupported_flags_are_refused_with_a_reason(
     flag = named.split(maxsplit=1)[0].removeprefix("--")
     if flag in IGNORED_FLAGS:
         assert IGNORED_FLAGS[flag] in error
+
+
+GRPC = (GrpcPredictorClient, "127.0.0.1:8086", "v2 gRPC, raw FP64 tensors")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "encoding", "expected"),
+    [
+        ("grpc-v2", None, GRPC),
+        ("grpc-v2", "json", GRPC),
+        ("v2", None, (PredictorClient, "http://127.0.0.1:8086", "v2 REST, JSON")),
+        ("v2", "binary", (PredictorClient, "http://127.0.0.1:8086", "v2 REST, binary tensors")),
+    ],
+)
+def test_the_protocol_picks_the_predictor_client(
+    protocol: str,
+    encoding: str | None,
+    expected: tuple[type, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if encoding is not None:
+        monkeypatch.setenv("CHURN_TRANSFORMER_PREDICTOR_ENCODING", encoding)
+    args = parse_args(["--predictor_host", "127.0.0.1:8086", "--predictor_protocol", protocol])
+    predictor = predictor_client(args, TransformerSettings(bundle_uri="/bundle"))
+    assert (type(predictor), predictor.address, predictor.transport) == expected
+
+
+def test_an_encoding_is_refused_with_grpc_which_sends_raw_tensors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHURN_TRANSFORMER_PREDICTOR_ENCODING", "binary")
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["--predictor_host", "127.0.0.1:8086", "--predictor_protocol", "grpc-v2"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "CHURN_TRANSFORMER_PREDICTOR_ENCODING=binary applies to --predictor_protocol v2" in error
