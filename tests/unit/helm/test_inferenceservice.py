@@ -81,8 +81,9 @@ def test_every_arm_is_one_pod_with_the_transformer_beside_the_sklearn_runtime(
         assert runtime["readinessProbe"]["httpGet"]["path"] == "/v2/models/churn/ready"
         assert runtime["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         assert transformer["readinessProbe"]["httpGet"]["path"] == "/v2/models/churn/ready"
+        # The transformer calls the runtime's gRPC port beside it.
         assert flag_value(transformer["args"], "--predictor_host") == (
-            f"127.0.0.1:{probe_port(runtime, 'readinessProbe')}"
+            f"127.0.0.1:{flag_value(runtime['args'], '--grpc_port')}"
         )
 
 
@@ -134,7 +135,7 @@ def test_another_runtime_port_moves_its_flag_port_probes_and_the_transformers_ta
     assert flag_value(runtime["args"], "--http_port") == "9000"
     assert flag_value(runtime["args"], "--grpc_port") == "9001"
     assert probe_port(runtime, "readinessProbe") == 9000
-    assert flag_value(transformer["args"], "--predictor_host") == "127.0.0.1:9000"
+    assert flag_value(transformer["args"], "--predictor_host") == "127.0.0.1:9001"
     assert flag_value(transformer["args"], "--http_port") == str(TRANSFORMER_PORT)
 
 
@@ -151,7 +152,9 @@ def test_equal_runtime_ports_are_refused(render: Render) -> None:
         render(BASE_VALUES, predictor__port=9000, predictor__grpcPort=9000)
 
 
-def test_transformer_talks_v2_to_the_runtime_with_the_configured_limits(render: Render) -> None:
+def test_transformer_talks_v2_grpc_to_the_runtime_with_the_configured_limits(
+    render: Render,
+) -> None:
     isvc = one(
         render(
             BASE_VALUES, transformer__predictorTimeoutSeconds=2.5, transformer__rateLimitBurst=7
@@ -162,7 +165,7 @@ def test_transformer_talks_v2_to_the_runtime_with_the_configured_limits(render: 
     container = transformer_container(isvc)
     env = env_of(container)
 
-    assert flag_value(container["args"], "--predictor_protocol") == "v2"
+    assert flag_value(container["args"], "--predictor_protocol") == "grpc-v2"
     assert env["CHURN_TRANSFORMER_PREDICTOR_TIMEOUT_SECONDS"] == "2.5"
     assert env["CHURN_TRANSFORMER_RATE_LIMIT_BURST"] == "7"
     assert container["image"] == "churn/transformer:0.1.0"
