@@ -30,9 +30,13 @@ from devstack.processes import (
     wait_until_ok,
 )
 from model.bundle import MODEL_DIR
+from transformer.settings import PredictorProtocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "churn"
+# How the transformer calls the runtime, as in the pod: v2 gRPC, the cheapest hop
+# (bench/results/hop.md).
+DEFAULT_PROTOCOL: PredictorProtocol = "grpc-v2"
 READY_TIMEOUT_SECONDS = 180.0
 
 
@@ -46,6 +50,14 @@ class Service:
     url: str
     process: ManagedProcess
     grpc_port: int | None = None  # its v2 gRPC endpoint on 127.0.0.1, if it serves one
+
+    def predictor_host(self, protocol: PredictorProtocol) -> str:
+        """host:port of its v2 gRPC or REST endpoint, as the transformer's --predictor_host."""
+        if protocol == "v2":
+            return self.url.removeprefix("http://")
+        if self.grpc_port is None:
+            raise StackError(f"{self.name} serves no gRPC port")
+        return f"127.0.0.1:{self.grpc_port}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,7 @@ def transformer(
     work_dir: Path,
     tokens_file: Path,
     *,
+    protocol: PredictorProtocol = DEFAULT_PROTOCOL,
     model_name: str = MODEL_NAME,
     port: int = 0,
     env: Mapping[str, str] | None = None,
@@ -177,7 +190,8 @@ def transformer(
     progress: Progress = _quiet,
     timeout: float = READY_TIMEOUT_SECONDS,
 ) -> Iterator[Service]:
-    """``python -m transformer`` in front of ``predictor_host`` (host:port).
+    """``python -m transformer`` in front of ``predictor_host`` (host:port), called over
+    ``protocol`` (kserve's --predictor_protocol: grpc-v2 or v2 REST).
 
     ``wait_for`` is the path that must answer 200 before this yields: the readiness path by
     default, "/v2/health/live" to start it in front of a predictor that is down.
@@ -189,7 +203,7 @@ def transformer(
         "PYTHONPATH": str(REPO_ROOT),
         **(env or {}),
     }
-    progress(f"starting the transformer on port {port}, predictor {predictor_host}")
+    progress(f"starting the transformer on port {port}, predictor {predictor_host} ({protocol})")
     process = start_process(
         "transformer",
         [
@@ -201,7 +215,7 @@ def transformer(
             "--predictor_host",
             predictor_host,
             "--predictor_protocol",
-            "v2",
+            protocol,
             "--http_port",
             str(port),
         ],
@@ -224,8 +238,9 @@ def serving_stack(
     model_name: str = MODEL_NAME,
     progress: Progress = _quiet,
 ) -> Iterator[Stack]:
-    """kserve-sklearnserver, then the transformer in front of it, both reading the same bundle
-    directory as they share /mnt/models in the pod; stopped in reverse order."""
+    """kserve-sklearnserver, then the transformer in front of it calling its gRPC port, both
+    reading the same bundle directory as they share /mnt/models in the pod; stopped in reverse
+    order."""
     work_dir.mkdir(parents=True, exist_ok=True)
     tokens = dict(tokens or {"demo": new_token()})
     tokens_file = work_dir / "secrets/tokens.json"
@@ -237,7 +252,7 @@ def serving_stack(
         front = stack.enter_context(
             transformer(
                 str(bundle_dir),
-                predictor.url.removeprefix("http://"),
+                predictor.predictor_host(DEFAULT_PROTOCOL),
                 work_dir,
                 tokens_file,
                 model_name=model_name,

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import sys
+from typing import get_args
 
 from kserve import logging as kserve_logging
 from kserve import model_server as kserve_model_server
@@ -39,10 +40,13 @@ from transformer.metrics import Metrics
 from transformer.model import ChurnTransformer, Predictor
 from transformer.predictor import PredictorClient
 from transformer.server import ChurnModelServer, install
-from transformer.settings import DEFAULT_PREDICTOR_ENCODING, TransformerSettings
+from transformer.settings import (
+    DEFAULT_PREDICTOR_ENCODING,
+    PredictorProtocol,
+    TransformerSettings,
+)
 
-GRPC_V2 = "grpc-v2"
-PREDICTOR_PROTOCOLS = (GRPC_V2, "v2")
+GRPC_V2: PredictorProtocol = "grpc-v2"
 ENCODING_VARIABLE = "CHURN_TRANSFORMER_PREDICTOR_ENCODING"
 
 _GRPC_OFF = "gRPC is off (it would bypass the bearer token check)"
@@ -78,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{flag} is not supported by this transformer: {reason}")
     if args.workers != 1:
         parser.error("--workers must be 1: metrics would split across workers; scale replicas")
-    if args.predictor_protocol not in PREDICTOR_PROTOCOLS:
+    if args.predictor_protocol not in get_args(PredictorProtocol):
         parser.error(
             "--predictor_protocol must be grpc-v2 or v2 (the predictor speaks v2 gRPC or REST)"
         )

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# kserve's --predictor_protocol values this transformer speaks: v2 gRPC or v2 REST.
+PredictorProtocol = Literal["grpc-v2", "v2"]
 PredictorEncoding = Literal["json", "binary"]
 DEFAULT_PREDICTOR_ENCODING: PredictorEncoding = "json"
 # The collocated runtime is one process answering one request at a time: more connections only

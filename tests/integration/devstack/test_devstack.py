@@ -56,7 +56,11 @@ def test_demo_trains_serves_answers_and_stops(
     for port in set(ports):
         assert http_status(f"http://127.0.0.1:{port}/v2/health/live", timeout=1) is None
     # kserve-sklearnserver registers its model with the server only after loading it.
-    assert "Registering model: churn" in (work / "logs/kserve-sklearnserver.log").read_text()
+    runtime_log = (work / "logs/kserve-sklearnserver.log").read_text()
+    assert "Registering model: churn" in runtime_log
+    # The transformer called the runtime's gRPC port, as in the pod.
+    assert ", v2 gRPC, raw FP64 tensors\n" in (work / "logs/transformer.log").read_text()
+    assert "grpc method: /inference.GRPCInferenceService/ModelInfer" in runtime_log
 
 
 def test_up_prints_a_working_curl_and_stops_on_sigterm(

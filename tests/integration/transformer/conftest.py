@@ -1,13 +1,15 @@
 """One bundle trained by the real training CLI, served by KServe's real kserve-sklearnserver
-behind the transformer, which talks to it in either v2 encoding (JSON or binary tensors)."""
+behind the transformer, which calls it over v2 gRPC (the session stack, as in the pod) or v2
+REST in either encoding (JSON or binary tensors)."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import joblib
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import yaml
 
 from devstack.stack import (
+    DEFAULT_PROTOCOL,
     REPO_ROOT,
     Service,
     Stack,
@@ -26,7 +29,7 @@ from devstack.stack import (
 from model.bundle import MODEL_PATH, ServingBundle, load_serving_bundle
 from model.schema import CUSTOMER_ID, FEATURES, NumericFeature
 from tests.rows import spec_columns
-from transformer.settings import PredictorEncoding
+from transformer.settings import PredictorProtocol
 
 pytestmark = pytest.mark.integration
 
@@ -105,39 +108,53 @@ def stack(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture
-def own_transformer(stack: Stack, trained: Trained, tmp_path: Path) -> Iterator[Service]:
+def own_transformer(stack: Stack, tmp_path: Path) -> Iterator[Service]:
     """A transformer process of its own, with the chart's limits (CHART_TRANSFORMER_ENV), in
     front of the stack's predictor: for measuring one process from a known state."""
+    with another_transformer(stack, tmp_path, env=CHART_TRANSFORMER_ENV) as service:
+        yield service
+
+
+@contextmanager
+def another_transformer(
+    stack: Stack, work_dir: Path, protocol: PredictorProtocol = DEFAULT_PROTOCOL, **options: Any
+) -> Iterator[Service]:
+    """A transformer of its own in front of the stack's predictor, on its bundle and tokens,
+    calling it over ``protocol``; ``options`` as devstack's transformer() takes them."""
+    host = stack.predictor.predictor_host(protocol)
     with transformer(
-        str(trained.bundle_dir),
-        stack.predictor.url.removeprefix("http://"),
-        tmp_path,
-        stack.tokens_file,
-        env=CHART_TRANSFORMER_ENV,
+        str(stack.bundle_dir), host, work_dir, stack.tokens_file, protocol=protocol, **options
     ) as service:
         yield service
 
 
-@pytest.fixture(scope="session")
-def binary_stack(
-    stack: Stack, trained: Trained, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """The session stack with a second transformer in front of its predictor, one that sends
-    binary tensors and asks for binary answers (CHURN_TRANSFORMER_PREDICTOR_ENCODING=binary)."""
-    with transformer(
-        str(trained.bundle_dir),
-        stack.predictor.url.removeprefix("http://"),
-        tmp_path_factory.mktemp("binary-transformer"),
-        stack.tokens_file,
-        env={**STACK_TRANSFORMER_ENV, "CHURN_TRANSFORMER_PREDICTOR_ENCODING": "binary"},
-        progress=print,
-    ) as service:
+def rest_stack(stack: Stack, encoding: str, work_dir: Path) -> Iterator[Stack]:
+    """The session stack with a second transformer in front of its predictor, one that calls
+    its v2 REST port in ``encoding`` (CHURN_TRANSFORMER_PREDICTOR_ENCODING)."""
+    env = {**STACK_TRANSFORMER_ENV, "CHURN_TRANSFORMER_PREDICTOR_ENCODING": encoding}
+    with another_transformer(stack, work_dir, "v2", env=env, progress=print) as service:
         yield replace(stack, transformer=service)
 
 
-@pytest.fixture(params=get_args(PredictorEncoding))
-def encoded_stack(request: pytest.FixtureRequest) -> Stack:
-    """The stack whose transformer talks to the predictor in the encoding of the test's id."""
-    name = "binary_stack" if request.param == "binary" else "stack"
-    chosen: Stack = request.getfixturevalue(name)
+@pytest.fixture(scope="session")
+def json_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from rest_stack(stack, "json", tmp_path_factory.mktemp("json-transformer"))
+
+
+@pytest.fixture(scope="session")
+def binary_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Binary tensors both ways: the transformer asks for binary answers too."""
+    yield from rest_stack(stack, "binary", tmp_path_factory.mktemp("binary-transformer"))
+
+
+# Each way the transformer can call the runtime, and the session fixture whose transformer
+# calls it that way.
+HOPS = {"grpc": "stack", "json": "json_stack", "binary": "binary_stack"}
+
+
+@pytest.fixture(params=HOPS)
+def hop_stack(request: pytest.FixtureRequest) -> Stack:
+    """The stack whose transformer calls the predictor the way of the test's id: v2 gRPC, or
+    v2 REST in JSON or binary tensors."""
+    chosen: Stack = request.getfixturevalue(HOPS[request.param])
     return chosen

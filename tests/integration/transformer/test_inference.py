@@ -34,11 +34,12 @@ def outputs(response: httpx.Response) -> dict[str, list[Any]]:
 
 @pytest.mark.parametrize("rows", [1, 1_000, 10_000])
 def test_answers_equal_the_in_process_pipeline(
-    encoded_stack: Stack, trained: Trained, rows: int
+    hop_stack: Stack, trained: Trained, rows: int
 ) -> None:
-    """In both encodings between the transformer and the runtime (the fixture's id)."""
+    """Whichever way the transformer calls the runtime (the fixture's id: v2 gRPC, or v2 REST
+    in JSON or binary tensors)."""
     customers = (trained.customers * (rows // len(trained.customers) + 1))[:rows]
-    response = post(encoded_stack, v2_request(customers, "parity"))
+    response = post(hop_stack, v2_request(customers, "parity"))
     assert response.status_code == 200, response.text
     document = response.json()
     got = outputs(response)

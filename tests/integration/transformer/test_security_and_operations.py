@@ -18,9 +18,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.demo import v2_request
 from devstack.processes import free_port
-from devstack.stack import Service, Stack, new_token, transformer, write_tokens
+from devstack.stack import (
+    Service,
+    Stack,
+    new_token,
+    sklearnserver,
+    transformer,
+    write_tokens,
+)
+from transformer.settings import PredictorProtocol
 
-from .conftest import Trained
+from .conftest import Trained, another_transformer
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +73,9 @@ def test_rotation_needs_no_restart(stack: Stack, trained: Trained) -> None:
 @pytest.fixture(scope="module")
 def limited(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A second transformer with a tiny bucket: 2 requests at once, one more per 10 s."""
-    with transformer(
-        str(stack.bundle_dir),
-        stack.predictor.url.removeprefix("http://"),
+    with another_transformer(
+        stack,
         tmp_path_factory.mktemp("limited"),
-        stack.tokens_file,
         env={
             "CHURN_TRANSFORMER_RATE_LIMIT_PER_SECOND": "0.1",
             "CHURN_TRANSFORMER_RATE_LIMIT_BURST": "2",
@@ -116,20 +122,31 @@ def silent_predictor() -> Iterator[str]:
     listener.close()
 
 
-@pytest.mark.parametrize("predictor", ["down", "hung"])
+# What the 503 says, by protocol and predictor.
+UNAVAILABLE_REASONS: dict[tuple[PredictorProtocol, str], str] = {
+    ("grpc-v2", "down"): "failed with gRPC UNAVAILABLE",
+    ("grpc-v2", "hung"): "failed with gRPC DEADLINE_EXCEEDED",
+    ("v2", "down"): "unreachable",
+    ("v2", "hung"): "did not answer in time",
+}
+
+
+@pytest.mark.parametrize("case", UNAVAILABLE_REASONS, ids="-".join)
 def test_predictor_down_or_timing_out_is_503_not_500(
-    predictor: str,
+    case: tuple[PredictorProtocol, str],
     silent_predictor: str,
     stack: Stack,
     trained: Trained,
     tmp_path: Path,
 ) -> None:
+    protocol, predictor = case
     host = f"127.0.0.1:{free_port()}" if predictor == "down" else silent_predictor
     with transformer(
         str(stack.bundle_dir),
         host,
         tmp_path,
         stack.tokens_file,
+        protocol=protocol,
         env={"CHURN_TRANSFORMER_PREDICTOR_TIMEOUT_SECONDS": "1"},
         wait_for="/v2/health/live",
     ) as service:
@@ -143,9 +160,61 @@ def test_predictor_down_or_timing_out_is_503_not_500(
             timeout=30,
         )
         assert response.status_code == 503
-        expected = "did not answer in time" if predictor == "hung" else "unreachable"
-        assert expected in response.json()["error"]
+        assert UNAVAILABLE_REASONS[case] in response.json()["error"]
         assert service.process.running()
+
+
+def infer(service: Service, stack: Stack, trained: Trained, model_name: str) -> httpx.Response:
+    return httpx.post(
+        f"{service.url}/v2/models/{model_name}/infer",
+        json=v2_request(trained.customers[:2]),
+        headers=stack.auth_header(),
+        timeout=30,
+    )
+
+
+def test_grpc_runtime_stopped_is_503_and_not_ready(
+    stack: Stack, trained: Trained, tmp_path: Path
+) -> None:
+    """A real kserve-sklearnserver of its own behind a gRPC transformer: served, then stopped."""
+    with (
+        sklearnserver(stack.bundle_dir, tmp_path) as runtime,
+        transformer(
+            str(stack.bundle_dir),
+            runtime.predictor_host("grpc-v2"),
+            tmp_path,
+            stack.tokens_file,
+            protocol="grpc-v2",
+            wait_for="/v2/health/live",
+        ) as service,
+    ):
+        assert httpx.get(f"{service.url}/v2/health/ready", timeout=10).status_code == 200
+        assert infer(service, stack, trained, "churn").status_code == 200
+        runtime.process.stop()
+        response = infer(service, stack, trained, "churn")
+        assert response.status_code == 503, response.text
+        assert "failed with gRPC UNAVAILABLE" in response.json()["error"]
+        ready = httpx.get(f"{service.url}/v2/health/ready", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "ready": False,
+            "error": f"predictor at {runtime.predictor_host('grpc-v2')} is not ready",
+        }
+
+
+def test_grpc_runtime_without_the_model_is_502(
+    stack: Stack, trained: Trained, tmp_path: Path
+) -> None:
+    """A transformer serving the bundle as "other" in front of the stack's runtime, which serves
+    it as "churn" only: the runtime refuses the call (gRPC NOT_FOUND), a 502, and the
+    transformer is not ready."""
+    with another_transformer(
+        stack, tmp_path, "grpc-v2", model_name="other", wait_for="/v2/health/live"
+    ) as service:
+        response = infer(service, stack, trained, "other")
+        assert response.status_code == 502, response.text
+        assert "refused the request with gRPC NOT_FOUND" in response.json()["error"]
+        assert httpx.get(f"{service.url}/v2/health/ready", timeout=10).status_code == 503
 
 
 # Arbitrary JSON values, v2-shaped documents with arbitrary fields, and raw bytes.
@@ -297,9 +366,14 @@ def test_audit_log_has_one_line_per_request_and_no_secrets(stack: Stack, trained
         assert customer["customerID"] not in log
 
 
-def test_startup_log_names_the_predictor_and_its_encoding(stack: Stack) -> None:
-    log = stack.transformer.process.log_path.read_text()
-    assert f"predictor: {stack.predictor.url}, v2 REST, JSON\n" in log
+def test_startup_log_names_the_predictor_and_how_it_is_called(
+    stack: Stack, json_stack: Stack
+) -> None:
+    grpc_log = stack.transformer.process.log_path.read_text()
+    grpc_port = stack.predictor.grpc_port
+    assert f"predictor: 127.0.0.1:{grpc_port}, v2 gRPC, raw FP64 tensors\n" in grpc_log
+    json_log = json_stack.transformer.process.log_path.read_text()
+    assert f"predictor: {stack.predictor.url}, v2 REST, JSON\n" in json_log
 
 
 def raw_exchange(stack: Stack, request: bytes) -> tuple[int, dict[str, Any]]:
