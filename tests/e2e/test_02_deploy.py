@@ -136,13 +136,13 @@ def test_a_model_file_its_bundle_does_not_name_never_becomes_ready(
     try:
 
         def refused() -> str | None:
+            """The reason the transformer gave for exiting, as the pod's status keeps it
+            (terminationMessagePolicy FallbackToLogsOnError): `kubectl describe pod` shows it."""
             pods = arm_pods(kube, GUARD_RELEASE)
-            if not pods or not containers(pods[0]).get(TRANSFORMER, {}).get("restartCount"):
-                return None
-            return kube.kubectl(
-                "-n", NAMESPACE, "logs", pods[0]["metadata"]["name"], "-c", TRANSFORMER,
-                "--previous",
-            )  # fmt: skip
+            transformer = containers(pods[0]).get(TRANSFORMER, {}) if pods else {}
+            terminated = transformer.get("lastState", {}).get("terminated") or {}
+            message: str | None = terminated.get("message")
+            return message
 
         log = wait_until("the transformer to refuse the tampered bundle", refused, timeout=600)
         say(f"guard: {log.strip().splitlines()[-1]}")

@@ -276,6 +276,13 @@ def test_pod_values_apply_to_the_one_pod_of_each_arm(render: Render) -> None:
     assert predictor["imagePullSecrets"] == [{"name": "registry"}]
 
 
+def test_both_containers_leave_why_they_exited_in_the_pod_status(render: Render) -> None:
+    """A transformer refused by the sha256 guard exits at once: the reason must outlive its log."""
+    for isvc in by_kind(render(BASE_VALUES), "InferenceService"):
+        for container in containers_of(isvc):
+            assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_every_container_runs_restricted(render: Render, values: Path) -> None:
     for isvc in by_kind(render(values), "InferenceService"):
