@@ -34,9 +34,9 @@ from transformer.settings import PredictorProtocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "churn"
-# How the transformer calls the runtime, as in the pod: v2 gRPC, the cheapest hop
-# (bench/results/hop.md).
-DEFAULT_PROTOCOL: PredictorProtocol = "grpc-v2"
+# How the transformer calls the runtime, as the chart's default does in the pod: v2 REST JSON,
+# the cheaper hop at one row per request (bench/results/serving.md).
+DEFAULT_PROTOCOL: PredictorProtocol = "v2"
 READY_TIMEOUT_SECONDS = 180.0
 
 
@@ -238,9 +238,9 @@ def serving_stack(
     model_name: str = MODEL_NAME,
     progress: Progress = _quiet,
 ) -> Iterator[Stack]:
-    """kserve-sklearnserver, then the transformer in front of it calling its gRPC port, both
-    reading the same bundle directory as they share /mnt/models in the pod; stopped in reverse
-    order."""
+    """kserve-sklearnserver, then the transformer in front of it calling it as the chart does
+    by default (DEFAULT_PROTOCOL), both reading the same bundle directory as they share
+    /mnt/models in the pod; stopped in reverse order."""
     work_dir.mkdir(parents=True, exist_ok=True)
     tokens = dict(tokens or {"demo": new_token()})
     tokens_file = work_dir / "secrets/tokens.json"

@@ -1,9 +1,10 @@
 """The v2 gRPC client for the predictor: grpcio's asyncio API on kserve's generated stubs.
 
-The default hop in the pod and in the local stack: the matrix travels as raw FP64 bytes in
-one ModelInferRequest, which costs the transformer and kserve-sklearnserver together 1.7 ms of
-CPU per request at 1 row and 3.1 ms at 1,000 rows, against 2.2 ms and 23.4 ms over v2 REST
-JSON (bench/results/hop.md).
+The hop for batch scoring (`--predictor_protocol grpc-v2`, the chart's
+transformer.predictorProtocol): the matrix travels as raw FP64 bytes in one ModelInferRequest.
+In the full chain the pod spends 16 ms of CPU per 1,000-row request this way against 35 ms over
+v2 REST JSON, but 3.4 ms against 2.6 ms per 1-row request, so REST stays the default
+(bench/results/serving.md; the hop alone: hop.md).
 
 One channel, opened on first use (in the event loop that serves requests) and reused; gRPC
 reconnects it by itself, so nothing is retried here. A matrix whose request would exceed the

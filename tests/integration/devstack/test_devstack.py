@@ -58,9 +58,9 @@ def test_demo_trains_serves_answers_and_stops(
     # kserve-sklearnserver registers its model with the server only after loading it.
     runtime_log = (work / "logs/kserve-sklearnserver.log").read_text()
     assert "Registering model: churn" in runtime_log
-    # The transformer called the runtime's gRPC port, as in the pod.
-    assert ", v2 gRPC, raw FP64 tensors\n" in (work / "logs/transformer.log").read_text()
-    assert "grpc method: /inference.GRPCInferenceService/ModelInfer" in runtime_log
+    # The transformer called the runtime over v2 REST JSON, as the chart's pods do by default.
+    assert "predictor: http://127.0.0.1:" in (work / "logs/transformer.log").read_text()
+    assert ", v2 REST, JSON\n" in (work / "logs/transformer.log").read_text()
 
 
 def test_up_prints_a_working_curl_and_stops_on_sigterm(

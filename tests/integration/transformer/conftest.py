@@ -1,6 +1,6 @@
 """One bundle trained by the real training CLI, served by KServe's real kserve-sklearnserver
-behind the transformer, which calls it over v2 gRPC (the session stack, as in the pod) or v2
-REST in either encoding (JSON or binary tensors)."""
+behind the transformer, which calls it over v2 REST JSON (the session stack, as the chart's
+pods do by default), REST binary tensors or v2 gRPC."""
 
 from __future__ import annotations
 
@@ -128,33 +128,36 @@ def another_transformer(
         yield service
 
 
-def rest_stack(stack: Stack, encoding: str, work_dir: Path) -> Iterator[Stack]:
+def variant_stack(
+    stack: Stack, work_dir: Path, protocol: PredictorProtocol, encoding: str = "json"
+) -> Iterator[Stack]:
     """The session stack with a second transformer in front of its predictor, one that calls
-    its v2 REST port in ``encoding`` (CHURN_TRANSFORMER_PREDICTOR_ENCODING)."""
+    it over ``protocol`` (REST in ``encoding``: CHURN_TRANSFORMER_PREDICTOR_ENCODING)."""
     env = {**STACK_TRANSFORMER_ENV, "CHURN_TRANSFORMER_PREDICTOR_ENCODING": encoding}
-    with another_transformer(stack, work_dir, "v2", env=env, progress=print) as service:
+    with another_transformer(stack, work_dir, protocol, env=env, progress=print) as service:
         yield replace(stack, transformer=service)
 
 
 @pytest.fixture(scope="session")
-def json_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from rest_stack(stack, "json", tmp_path_factory.mktemp("json-transformer"))
+def grpc_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """v2 gRPC to the runtime's gRPC port: raw FP64 tensors both ways."""
+    yield from variant_stack(stack, tmp_path_factory.mktemp("grpc-transformer"), "grpc-v2")
 
 
 @pytest.fixture(scope="session")
 def binary_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Binary tensors both ways: the transformer asks for binary answers too."""
-    yield from rest_stack(stack, "binary", tmp_path_factory.mktemp("binary-transformer"))
+    yield from variant_stack(stack, tmp_path_factory.mktemp("binary-transformer"), "v2", "binary")
 
 
 # Each way the transformer can call the runtime, and the session fixture whose transformer
-# calls it that way.
-HOPS = {"grpc": "stack", "json": "json_stack", "binary": "binary_stack"}
+# calls it that way (the session stack: REST JSON, the chart's default).
+HOPS = {"json": "stack", "grpc": "grpc_stack", "binary": "binary_stack"}
 
 
 @pytest.fixture(params=HOPS)
 def hop_stack(request: pytest.FixtureRequest) -> Stack:
-    """The stack whose transformer calls the predictor the way of the test's id: v2 gRPC, or
-    v2 REST in JSON or binary tensors."""
+    """The stack whose transformer calls the predictor the way of the test's id: v2 REST in
+    JSON or binary tensors, or v2 gRPC."""
     chosen: Stack = request.getfixturevalue(HOPS[request.param])
     return chosen

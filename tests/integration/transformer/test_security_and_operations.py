@@ -367,13 +367,13 @@ def test_audit_log_has_one_line_per_request_and_no_secrets(stack: Stack, trained
 
 
 def test_startup_log_names_the_predictor_and_how_it_is_called(
-    stack: Stack, json_stack: Stack
+    stack: Stack, grpc_stack: Stack
 ) -> None:
-    grpc_log = stack.transformer.process.log_path.read_text()
+    json_log = stack.transformer.process.log_path.read_text()
+    assert f"predictor: {stack.predictor.url}, v2 REST, JSON\n" in json_log
+    grpc_log = grpc_stack.transformer.process.log_path.read_text()
     grpc_port = stack.predictor.grpc_port
     assert f"predictor: 127.0.0.1:{grpc_port}, v2 gRPC, raw FP64 tensors\n" in grpc_log
-    json_log = json_stack.transformer.process.log_path.read_text()
-    assert f"predictor: {stack.predictor.url}, v2 REST, JSON\n" in json_log
 
 
 def raw_exchange(stack: Stack, request: bytes) -> tuple[int, dict[str, Any]]:

@@ -81,9 +81,10 @@ def test_every_arm_is_one_pod_with_the_transformer_beside_the_sklearn_runtime(
         assert runtime["readinessProbe"]["httpGet"]["path"] == "/v2/models/churn/ready"
         assert runtime["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         assert transformer["readinessProbe"]["httpGet"]["path"] == "/v2/models/churn/ready"
-        # The transformer calls the runtime's gRPC port beside it.
+        # The transformer calls the runtime's REST port beside it (the default protocol).
+        assert flag_value(transformer["args"], "--predictor_protocol") == "v2"
         assert flag_value(transformer["args"], "--predictor_host") == (
-            f"127.0.0.1:{flag_value(runtime['args'], '--grpc_port')}"
+            f"127.0.0.1:{flag_value(runtime['args'], '--http_port')}"
         )
 
 
@@ -135,7 +136,7 @@ def test_another_runtime_port_moves_its_flag_port_probes_and_the_transformers_ta
     assert flag_value(runtime["args"], "--http_port") == "9000"
     assert flag_value(runtime["args"], "--grpc_port") == "9001"
     assert probe_port(runtime, "readinessProbe") == 9000
-    assert flag_value(transformer["args"], "--predictor_host") == "127.0.0.1:9001"
+    assert flag_value(transformer["args"], "--predictor_host") == "127.0.0.1:9000"
     assert flag_value(transformer["args"], "--http_port") == str(TRANSFORMER_PORT)
 
 
@@ -152,9 +153,28 @@ def test_equal_runtime_ports_are_refused(render: Render) -> None:
         render(BASE_VALUES, predictor__port=9000, predictor__grpcPort=9000)
 
 
-def test_transformer_talks_v2_grpc_to_the_runtime_with_the_configured_limits(
-    render: Render,
+@pytest.mark.parametrize(("protocol", "port"), [("v2", "9000"), ("grpc-v2", "9001")])
+def test_the_predictor_protocol_picks_the_runtime_port_the_transformer_calls(
+    render: Render, protocol: str, port: str
 ) -> None:
+    values = {"predictor__port": 9000, "predictor__grpcPort": 9001}
+    isvc = one(
+        render(BASE_VALUES, transformer__predictorProtocol=protocol, **values),
+        "InferenceService",
+        STABLE,
+    )
+    args = transformer_container(isvc)["args"]
+
+    assert flag_value(args, "--predictor_protocol") == protocol
+    assert flag_value(args, "--predictor_host") == f"127.0.0.1:{port}"
+
+
+def test_another_predictor_protocol_is_refused_by_the_schema(render: Render) -> None:
+    with pytest.raises(RenderError, match="predictorProtocol"):
+        render(BASE_VALUES, transformer__predictorProtocol="grpc")
+
+
+def test_transformer_gets_the_configured_limits(render: Render) -> None:
     isvc = one(
         render(
             BASE_VALUES, transformer__predictorTimeoutSeconds=2.5, transformer__rateLimitBurst=7
@@ -165,7 +185,6 @@ def test_transformer_talks_v2_grpc_to_the_runtime_with_the_configured_limits(
     container = transformer_container(isvc)
     env = env_of(container)
 
-    assert flag_value(container["args"], "--predictor_protocol") == "grpc-v2"
     assert env["CHURN_TRANSFORMER_PREDICTOR_TIMEOUT_SECONDS"] == "2.5"
     assert env["CHURN_TRANSFORMER_RATE_LIMIT_BURST"] == "7"
     assert container["image"] == "churn/transformer:0.1.0"
