@@ -21,16 +21,16 @@ import mlflow.sklearn
 import pandas as pd
 from mlflow.models import infer_signature
 
-from devstack.processes import ManagedProcess, Progress, StackError, free_port, start_process
+from devstack.processes import ManagedProcess, Progress, free_port, start_process
 from devstack.stack import (
     MODEL_NAME,
     READY_TIMEOUT_SECONDS,
-    REPO_ROOT,
     Service,
     _until_stopped,
     new_token,
     sklearnserver,
     transformer,
+    venv_executable,
     write_tokens,
 )
 from model.bundle import MODEL_PATH
@@ -113,12 +113,12 @@ def save_peer_models(reference: Reference, example: Batch, directory: Path) -> t
 
 
 def mlserver_executable() -> Path:
-    executable = Path(
-        os.environ.get("CHURN_MLSERVER_BIN", REPO_ROOT / ".venv-mlserver/bin/mlserver")
+    return venv_executable(
+        "CHURN_MLSERVER_BIN",
+        ".venv-mlserver/bin/mlserver",
+        "MLServer",
+        "bash hack/venv.sh mlserver",
     )
-    if not executable.exists():
-        raise StackError(f"MLServer not found at {executable}: run `bash hack/venv.sh mlserver`")
-    return executable
 
 
 @contextmanager

@@ -120,13 +120,21 @@ def sklearnserver_package_dir() -> Path:
     )
 
 
+def venv_executable(variable: str, default: str, what: str, setup: str) -> Path:
+    """An executable of one of the project's venvs: $variable, else ``default`` under the repo."""
+    executable = Path(os.environ.get(variable, REPO_ROOT / default))
+    if not executable.exists():
+        raise StackError(f"{what} not found at {executable}: run `{setup}`")
+    return executable
+
+
 def sklearnserver_python() -> Path:
-    python = Path(
-        os.environ.get("CHURN_SKLEARNSERVER_PYTHON", REPO_ROOT / ".venv-sklearnserver/bin/python")
+    return venv_executable(
+        "CHURN_SKLEARNSERVER_PYTHON",
+        ".venv-sklearnserver/bin/python",
+        "kserve-sklearnserver's venv",
+        "make venv",
     )
-    if not python.exists():
-        raise StackError(f"kserve-sklearnserver's venv not found at {python}: run `make venv`")
-    return python
 
 
 @contextmanager
